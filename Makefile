@@ -1,0 +1,32 @@
+# Set-up is part of every target: the first run creates .venv with the CPU build of
+# torch, then installs the project against the lock (which pins torch, so no resolver
+# can swap in a CUDA build).
+PYTHON ?= python3
+VENV   ?= .venv
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
+
+.PHONY: demo test lint bench dev clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@echo "setting up $(VENV) (first run: about 2 minutes)"
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "is ignored" || true
+	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]' 2>&1 | grep -v "is ignored" || true
+	@$(VENV)/bin/python -c "import torch, dagster, duckdb, polars" || (echo "set-up failed"; exit 1)
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+demo: $(STAMP)  ## the main job on the offline synthetic world
+	$(VENV)/bin/guwm demo
+
+test: $(STAMP)  ## the test suite
+	$(VENV)/bin/python -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+dev: $(STAMP)  ## the Dagster UI on http://127.0.0.1:3000
+	$(VENV)/bin/dagster dev -m dagster_defs -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

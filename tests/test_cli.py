@@ -1,0 +1,114 @@
+"""The `guwm` command, run as a user runs it: a subprocess."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from warehouse.store import Warehouse
+
+GUWM = Path(sys.executable).with_name("guwm")
+CPI_2021 = [1.4, 1.7, 2.6, 4.2, 5.0, 5.4, 5.4, 5.3, 5.4, 6.2, 6.8, 7.0]
+
+
+def guwm(*args: str, warehouse: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    if warehouse is not None:
+        env["GUWM_WAREHOUSE"] = str(warehouse)
+    return subprocess.run([str(GUWM), *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "wh.duckdb"
+    months = pl.datetime_range(dt.datetime(2021, 1, 1), dt.datetime(2021, 12, 1), "1mo", eager=True)
+    frame = pl.DataFrame(
+        {
+            "field_path": "country_us.macro.inflation.headline_cpi",
+            "observed_at": months,
+            "value": CPI_2021,
+            "known_at": months.dt.offset_by("1mo").dt.offset_by("12d"),
+        }
+    )
+    Warehouse(path).ingest(frame, source="fred")
+    return path
+
+
+def test_sql_prints_a_count(warehouse):
+    result = guwm("sql", "SELECT count(*) AS n FROM observations", warehouse=warehouse)
+    assert result.returncode == 0, result.stderr
+    assert "12" in result.stdout.split()
+
+
+def test_sql_formats(warehouse, tmp_path):
+    query = "SELECT observed_at, value FROM observations ORDER BY observed_at"
+    csv = guwm("sql", query, "--format", "csv", warehouse=warehouse)
+    assert csv.stdout.splitlines()[0] == "observed_at,value"
+    assert len(csv.stdout.splitlines()) == 13
+    rows = json.loads(guwm("sql", query, "--format", "json", warehouse=warehouse).stdout)
+    assert rows[-1]["value"] == 7.0
+    out = tmp_path / "cpi.parquet"
+    assert (
+        guwm("sql", query, "--format", "parquet", "-o", str(out), warehouse=warehouse).returncode
+        == 0
+    )
+    assert pl.read_parquet(out)["value"].to_list() == pytest.approx(CPI_2021)
+
+
+def test_sql_is_read_only(warehouse):
+    result = guwm("sql", "DELETE FROM observations", warehouse=warehouse)
+    assert result.returncode == 1
+    assert "read-only" in result.stderr.lower()
+    assert Warehouse(warehouse, read_only=True).count() == 12
+
+
+def test_errors_are_one_line_without_traceback(warehouse):
+    result = guwm("sql", "SELECT * FROM no_such_table", warehouse=warehouse)
+    assert result.returncode == 1
+    assert result.stderr.startswith("guwm: error:")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+    debug = guwm("--debug", "sql", "SELECT * FROM no_such_table", warehouse=warehouse)
+    assert "Traceback" in debug.stderr
+
+
+def test_missing_warehouse_is_a_clear_error(tmp_path):
+    result = guwm("info", warehouse=tmp_path / "nothing.duckdb")
+    assert result.returncode == 1
+    assert "no warehouse at" in result.stderr
+
+
+def test_fields_lists_fifty_plus_us_macro_fields():
+    result = guwm("fields", "country_us.macro", "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    paths = pl.read_csv(result.stdout.encode())["path"].to_list()
+    assert len(paths) >= 50
+    assert all(p.startswith("country_us.macro.") for p in paths)
+    assert "country_us.macro.inflation.headline_cpi" in paths
+
+
+def test_fields_unknown_prefix_suggests(tmp_path):
+    result = guwm("fields", "country_us.macro.inflaton")
+    assert result.returncode == 1
+    assert "did you mean" in result.stderr
+
+
+def test_info_reports_sources(warehouse):
+    result = guwm("info", "--format", "json", warehouse=warehouse)
+    info = json.loads(result.stdout)
+    assert info["observations"] == 12
+    assert info["sources"][0]["source"] == "fred"
+    assert info["sources"][0]["fields"] == 1
+
+
+def test_export_writes_parquet(warehouse, tmp_path):
+    result = guwm("export", str(tmp_path / "lake"), warehouse=warehouse)
+    assert result.returncode == 0, result.stderr
+    assert len(pl.read_parquet(tmp_path / "lake" / "observations", hive_partitioning=True)) == 12

@@ -1,0 +1,171 @@
+"""The `guwm` command line: query the field warehouse, list fields, run the demo.
+
+Errors print one line and exit non-zero; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+
+from warehouse.paths import WAREHOUSE_ENV
+
+
+def _warehouse(args: argparse.Namespace, *, read_only: bool):
+    from warehouse.store import Warehouse
+
+    return Warehouse(args.warehouse, read_only=read_only)
+
+
+def print_table(frame: pl.DataFrame, *, max_rows: int = 50) -> None:
+    """Print a frame as a readable table, at most `max_rows` rows."""
+    with pl.Config(
+        tbl_rows=max_rows,
+        tbl_cols=-1,
+        fmt_str_lengths=80,
+        tbl_width_chars=200,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+    ):
+        print(frame)
+    if len(frame) > max_rows:
+        print(f"({len(frame)} rows, {max_rows} shown; use --format csv for all)")
+
+
+def _write(frame: pl.DataFrame, fmt: str, output: str | None, max_rows: int) -> None:
+    if fmt == "table":
+        print_table(frame, max_rows=max_rows)
+        return
+    if fmt == "parquet":
+        if not output:
+            raise ValueError("--format parquet needs --output FILE")
+        frame.write_parquet(output)
+        print(f"wrote {len(frame)} rows to {output}")
+        return
+    buffer = io.StringIO()
+    if fmt == "csv":
+        frame.write_csv(buffer)
+    else:
+        json.dump(frame.to_dicts(), buffer, default=str)
+        buffer.write("\n")
+    text = buffer.getvalue()
+    if output:
+        Path(output).write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+def cmd_sql(args: argparse.Namespace) -> None:
+    """Run a read-only SQL query against the warehouse."""
+    frame = _warehouse(args, read_only=True).sql(args.query)
+    _write(frame, args.format, args.output, args.max_rows)
+
+
+def cmd_fields(args: argparse.Namespace) -> None:
+    """List schema fields, optionally under a prefix or glob."""
+    from warehouse.schema import default_schema
+
+    schema = default_schema()
+    if args.prefix:
+        schema = schema.project(*args.prefix)
+    frame = schema.to_polars().select(
+        "path", "unit", "period", "dimension", "loss_weight", "latent", "semantic_type"
+    )
+    _write(frame, args.format, None, max_rows=max(len(frame), 1))
+    if args.format == "table":
+        templates = [t.path for t in schema.templates]
+        suffix = f"; templates: {', '.join(templates)}" if templates else ""
+        print(f"{len(frame)} fields{suffix}")
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    """Warehouse size, row counts, sources and date ranges."""
+    info = _warehouse(args, read_only=True).info()
+    sources = info.pop("sources")
+    if args.format == "json":
+        info["sources"] = sources.to_dicts()
+        print(json.dumps(info, default=str, indent=2))
+        return
+    for key, value in info.items():
+        print(f"{key:>16}: {value}")
+    print_table(sources)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    """Export every table to Parquet."""
+    dest = _warehouse(args, read_only=False).export_parquet(args.dest)
+    print(f"exported to {dest}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Load the synthetic world into the warehouse and show a query over it."""
+    from ingest.demo import run_demo
+
+    run_demo(args.warehouse, start=args.start, end=args.end, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="guwm",
+        description="guwm: the field warehouse and world-model trainer.",
+    )
+    parser.add_argument(
+        "--warehouse",
+        metavar="PATH",
+        help=f"warehouse DuckDB file (default: ${WAREHOUSE_ENV} or the user data directory)",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sql", help="run a read-only SQL query", description=cmd_sql.__doc__)
+    p.add_argument("query")
+    p.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
+    p.add_argument("--output", "-o", help="write to this file instead of stdout")
+    p.add_argument("--max-rows", type=int, default=50, help="rows shown in table format")
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("fields", help="list schema fields", description=cmd_fields.__doc__)
+    p.add_argument("prefix", nargs="*", help="path prefixes or globs, e.g. country_us.macro")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.set_defaults(func=cmd_fields)
+
+    p = sub.add_parser("info", help="warehouse summary", description=cmd_info.__doc__)
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("export", help="export tables to Parquet", description=cmd_export.__doc__)
+    p.add_argument("dest", nargs="?", help="directory (default: beside the database)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("demo", help="load the synthetic world", description=cmd_demo.__doc__)
+    p.add_argument("--start", default="2005-01-01")
+    p.add_argument("--end", default="2024-12-31")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `guwm` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except BrokenPipeError:
+        return 0
+    except Exception as err:  # one clear line for the user; --debug for the traceback
+        if args.debug:
+            raise
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"guwm: error: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

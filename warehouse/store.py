@@ -1,0 +1,546 @@
+"""The field warehouse: a DuckDB file keyed by schema field path, exported to Parquet.
+
+One row per observation vintage:
+
+    field_path, observed_at, value | vector, source, known_at, ingested_at, run_id
+
+`observed_at` is the start of the period a value is about, `known_at` when it became
+public. Writes are idempotent upserts in one transaction; a revised value is a new
+vintage, never an overwrite. Reads are point in time: `as_of(t)` sees only what was
+known by t.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from warehouse.paths import default_warehouse_path
+from warehouse.schema import Schema, default_schema
+from warehouse.validation import validate_batch
+
+SCHEMA_VERSION = "1"
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS observations (
+    field_path  VARCHAR   NOT NULL,
+    observed_at TIMESTAMP NOT NULL,
+    value       DOUBLE,
+    vector      FLOAT[],
+    source      VARCHAR   NOT NULL,
+    known_at    TIMESTAMP NOT NULL,
+    ingested_at TIMESTAMP NOT NULL,
+    run_id      VARCHAR   NOT NULL,
+    PRIMARY KEY (field_path, observed_at, source, known_at)
+);
+CREATE TABLE IF NOT EXISTS field_catalog (
+    path          VARCHAR PRIMARY KEY,
+    domain        VARCHAR NOT NULL,
+    semantic_type VARCHAR NOT NULL,
+    unit          VARCHAR NOT NULL,
+    period        VARCHAR NOT NULL,
+    period_days   DOUBLE  NOT NULL,
+    dimension     INTEGER NOT NULL,
+    loss_weight   DOUBLE  NOT NULL,
+    latent        BOOLEAN NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ingest_runs (
+    run_id         VARCHAR PRIMARY KEY,
+    source         VARCHAR   NOT NULL,
+    started_at     TIMESTAMP NOT NULL,
+    finished_at    TIMESTAMP NOT NULL,
+    rows_in        BIGINT    NOT NULL,
+    rows_inserted  BIGINT    NOT NULL,
+    rows_revised   BIGINT    NOT NULL,
+    rows_unchanged BIGINT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+CREATE OR REPLACE VIEW latest AS
+    SELECT field_path, observed_at, value, vector, source, known_at, ingested_at, run_id
+    FROM observations
+    QUALIFY row_number() OVER (
+        PARTITION BY field_path, observed_at, source ORDER BY known_at DESC) = 1;
+CREATE OR REPLACE VIEW fields AS
+    SELECT c.*,
+           coalesce(s.n_observations, 0) AS n_observations,
+           s.first_observed, s.last_observed, s.last_known, s.sources
+    FROM field_catalog c
+    LEFT JOIN (
+        SELECT field_path,
+               count(*)                              AS n_observations,
+               min(observed_at)                      AS first_observed,
+               max(observed_at)                      AS last_observed,
+               max(known_at)                         AS last_known,
+               list(DISTINCT source ORDER BY source) AS sources
+        FROM observations GROUP BY field_path
+    ) s ON s.field_path = c.path;
+"""
+
+# DuckDB cannot pivot on values found in the data inside a view, so the wide view
+# names its columns and is rebuilt whenever an ingest adds a field.
+_WIDE_VIEW = """
+CREATE OR REPLACE VIEW wide_daily AS
+WITH cells AS (
+    SELECT CAST(observed_at AS DATE) AS day, field_path, arg_max(value, known_at) AS value
+    FROM latest WHERE vector IS NULL GROUP BY ALL
+),
+pivoted AS (PIVOT cells ON field_path IN ({columns}) USING first(value) GROUP BY day),
+calendar AS (
+    SELECT CAST(range AS DATE) AS day
+    FROM range((SELECT min(day) FROM cells), (SELECT max(day) FROM cells) + INTERVAL 1 DAY,
+               INTERVAL 1 DAY)
+)
+SELECT * FROM calendar LEFT JOIN pivoted USING (day) ORDER BY day
+"""
+
+# Classify each batch row against what is stored (see Warehouse.ingest):
+#   same key, same value                      -> unchanged
+#   same key, new value, latest has the value -> unchanged (already restated)
+#   same key, new value                       -> restatement: stored with known_at = now
+#   new key, latest vintage has the same value and is older -> unchanged (no news)
+#   otherwise                                 -> a new observation or vintage
+_CLASSIFY = """
+CREATE TEMP TABLE classified AS
+WITH latest_stored AS (
+    SELECT o.field_path, o.observed_at, o.source,
+           arg_max(o.value, o.known_at)  AS value,
+           arg_max(o.vector, o.known_at) AS vector,
+           max(o.known_at)               AS known_at
+    FROM observations o
+    SEMI JOIN (SELECT DISTINCT field_path, observed_at FROM batch) b
+        USING (field_path, observed_at)
+    WHERE o.source = $source
+    GROUP BY ALL
+)
+SELECT b.*,
+    CASE
+        WHEN e.field_path IS NOT NULL
+             AND e.value IS NOT DISTINCT FROM b.value
+             AND e.vector IS NOT DISTINCT FROM b.vector THEN 'unchanged'
+        WHEN e.field_path IS NOT NULL
+             AND l.value IS NOT DISTINCT FROM b.value
+             AND l.vector IS NOT DISTINCT FROM b.vector THEN 'unchanged'
+        WHEN e.field_path IS NOT NULL THEN 'restated'
+        WHEN l.field_path IS NOT NULL
+             AND l.value IS NOT DISTINCT FROM b.value
+             AND l.vector IS NOT DISTINCT FROM b.vector
+             AND l.known_at <= b.known_at THEN 'unchanged'
+        ELSE 'new'
+    END AS outcome
+FROM batch b
+LEFT JOIN observations e
+    ON e.field_path = b.field_path AND e.observed_at = b.observed_at
+   AND e.known_at = b.known_at AND e.source = $source
+LEFT JOIN latest_stored l
+    ON l.field_path = b.field_path AND l.observed_at = b.observed_at
+"""
+
+_INSERT = """
+INSERT INTO observations
+SELECT field_path, observed_at, value, vector, $source,
+       CASE WHEN outcome = 'restated' THEN greatest($now, known_at) ELSE known_at END,
+       $now, $run_id
+FROM classified WHERE outcome IN ('new', 'restated')
+"""
+
+
+class WarehouseLockedError(RuntimeError):
+    """Another process holds the warehouse's write lock for longer than the timeout."""
+
+
+class WarehouseNotFoundError(FileNotFoundError):
+    """A read-only warehouse was opened at a path where none exists."""
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingest did."""
+
+    run_id: str
+    source: str
+    rows_in: int
+    rows_inserted: int
+    rows_revised: int
+    rows_unchanged: int
+    duplicates_dropped: int
+    fields: int
+    seconds: float
+
+    def as_metadata(self) -> dict[str, int | float | str]:
+        """Plain values, fit for logs and Dagster metadata."""
+        return asdict(self)
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+class Warehouse:
+    """The DuckDB field warehouse.
+
+    Connections are short-lived: every call opens the file, does its work in one
+    transaction and closes it, so several processes (Dagster runs, the CLI) take
+    turns. A process that finds the file locked waits up to `lock_timeout` seconds.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        schema: Schema | None = None,
+        read_only: bool = False,
+        lock_timeout: float = 60.0,
+    ) -> None:
+        self.path = Path(path) if path is not None else default_warehouse_path()
+        self.schema = schema if schema is not None else default_schema()
+        self.read_only = read_only
+        self.lock_timeout = lock_timeout
+        if read_only:
+            if not self.path.exists():
+                raise WarehouseNotFoundError(
+                    f"no warehouse at {self.path}; create one with `guwm demo` or an ingest"
+                )
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._initialise()
+
+    def __repr__(self) -> str:
+        return f"Warehouse({str(self.path)!r}, read_only={self.read_only})"
+
+    # -- connections -----------------------------------------------------------------
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to the warehouse file, waiting while another process holds it."""
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=self.read_only)
+                break
+            except duckdb.IOException as err:
+                if "lock" not in str(err).lower():
+                    raise
+                if time.monotonic() >= deadline:
+                    raise WarehouseLockedError(
+                        f"warehouse {self.path} is locked by another process "
+                        f"(waited {self.lock_timeout:.0f}s): {err}"
+                    ) from err
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def _initialise(self) -> None:
+        with self._transaction() as con:
+            con.execute(_DDL)
+            stored = con.execute("SELECT value FROM meta WHERE key = 'schema_hash'").fetchall()
+            schema_hash = self.schema.layout_hash()
+            if not stored or stored[0][0] != schema_hash:
+                self._write_catalog(con, self.schema.to_polars())
+                con.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_hash', $h), ('version', $v)",
+                    {"h": schema_hash, "v": SCHEMA_VERSION},
+                )
+
+    @staticmethod
+    def _write_catalog(con: duckdb.DuckDBPyConnection, catalog: pl.DataFrame) -> None:
+        con.register("incoming_catalog", catalog.to_arrow())
+        try:
+            con.execute("INSERT OR REPLACE INTO field_catalog SELECT * FROM incoming_catalog")
+        finally:
+            con.unregister("incoming_catalog")
+
+    # -- writes ----------------------------------------------------------------------
+
+    def ingest(
+        self, frame: pl.DataFrame, *, source: str, now: dt.datetime | None = None
+    ) -> IngestReport:
+        """Upsert a long-format batch from `source` in one transaction.
+
+        The batch is validated first (IngestError names source, field and row of every
+        problem, and nothing is written). Re-ingesting the same batch changes nothing.
+        A value that differs from what is stored under the same key is a restatement:
+        it is kept as a new vintage known from the time of this ingest.
+        """
+        self._require_writable()
+        if not source or not source.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"source name must be alphanumeric (with - or _), got {source!r}")
+        started = time.perf_counter()
+        now = now or _utc_now()
+        batch = validate_batch(frame, source=source, schema=self.schema, now=now)
+        run_id = uuid.uuid4().hex
+        new_fields = self._catalog_rows(batch.frame["field_path"])
+        params = {"source": source, "now": now, "run_id": run_id}
+        with self._transaction() as con:
+            con.register("batch", batch.frame.to_arrow())
+            try:
+                con.execute(_CLASSIFY, {"source": source})
+                con.execute(_INSERT, params)
+                counts = dict(
+                    con.execute(
+                        "SELECT outcome, count(*) FROM classified GROUP BY outcome"
+                    ).fetchall()
+                )
+                con.execute("DROP TABLE classified")
+            finally:
+                con.unregister("batch")
+            if not new_fields.is_empty():
+                self._write_catalog(con, new_fields)
+            if counts.get("new", 0) or counts.get("restated", 0):
+                _refresh_wide_view(con)
+            report = IngestReport(
+                run_id=run_id,
+                source=source,
+                rows_in=batch.rows_in,
+                rows_inserted=counts.get("new", 0),
+                rows_revised=counts.get("restated", 0),
+                rows_unchanged=counts.get("unchanged", 0),
+                duplicates_dropped=batch.duplicates_dropped,
+                fields=batch.frame["field_path"].n_unique(),
+                seconds=round(time.perf_counter() - started, 4),
+            )
+            con.execute(
+                "INSERT INTO ingest_runs VALUES ($run_id, $source, $now, $finished, "
+                "$rows_in, $ins, $rev, $unch)",
+                {
+                    **params,
+                    "finished": _utc_now(),
+                    "rows_in": report.rows_in,
+                    "ins": report.rows_inserted,
+                    "rev": report.rows_revised,
+                    "unch": report.rows_unchanged,
+                },
+            )
+        return report
+
+    def _catalog_rows(self, paths: pl.Series) -> pl.DataFrame:
+        """Catalog rows for entity fields (firm_<TICKER>.…) the catalog does not list yet."""
+        entity_paths = [p for p in paths.unique().to_list() if p not in self.schema.paths]
+        if not entity_paths:
+            return pl.DataFrame()
+        return Schema([self.schema.field(p) for p in entity_paths]).to_polars()
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise PermissionError(f"{self} is read-only")
+
+    # -- reads -----------------------------------------------------------------------
+
+    def sql(
+        self, query: str, params: dict[str, object] | Sequence[object] | None = None
+    ) -> pl.DataFrame:
+        """Run a SQL query (with $name or ? parameters) and return a Polars frame."""
+        with self.connect() as con:
+            rel = con.sql(query, params=params)
+            if rel is None:
+                return pl.DataFrame()
+            return pl.from_arrow(rel.to_arrow_table())
+
+    def as_of(
+        self,
+        t: dt.datetime | dt.date | str | None = None,
+        fields: Sequence[str] | str | None = None,
+        *,
+        start: dt.datetime | dt.date | str | None = None,
+        end: dt.datetime | dt.date | str | None = None,
+        sources: Sequence[str] | None = None,
+        wide: bool = False,
+        every: str = "1d",
+    ) -> pl.DataFrame:
+        """Observations as they were known at time `t` (default: now).
+
+        For every (field, observed_at, source) the latest vintage with known_at <= t.
+        `fields` takes exact paths, segment prefixes ("country_us.macro") or globs
+        ("financial.*.vix"). Long format by default; `wide=True` returns one column per
+        scalar field on a regular calendar (`every`: a Polars interval such as "1d",
+        "1w", "1mo", "1q") where each cell holds the last observation in that period
+        (if several sources report a field, the most recently known value wins).
+        """
+        t_ts = _as_timestamp(t) if t is not None else _utc_now()
+        where = ["known_at <= $t"]
+        params: dict[str, object] = {"t": t_ts}
+        if fields is not None:
+            patterns = [fields] if isinstance(fields, str) else list(fields)
+            where.append(self._field_filter(patterns, params))
+        if start is not None:
+            where.append("observed_at >= $start")
+            params["start"] = _as_timestamp(start)
+        if end is not None:
+            where.append("observed_at <= $end")
+            params["end"] = _as_timestamp(end)
+        if sources is not None:
+            where.append("list_contains($sources, source)")
+            params["sources"] = list(sources)
+        query = f"""
+            SELECT field_path, observed_at, source, value, vector, known_at
+            FROM observations
+            WHERE {" AND ".join(where)}
+            QUALIFY row_number() OVER (
+                PARTITION BY field_path, observed_at, source ORDER BY known_at DESC) = 1
+            ORDER BY field_path, observed_at, source
+        """
+        long = self.sql(query, params)
+        if not wide:
+            return long
+        return _to_wide(long, every=every, start=start, end=end)
+
+    def _field_filter(self, patterns: list[str], params: dict[str, object]) -> str:
+        """SQL predicate for exact paths, segment prefixes and globs; validates each."""
+        clauses = []
+        for i, pattern in enumerate(patterns):
+            self.schema.project(pattern)  # UnknownFieldError with suggestions
+            params[f"p{i}"] = pattern
+            if any(ch in pattern for ch in "*?["):
+                clauses.append(f"field_path GLOB $p{i}")
+            else:
+                clauses.append(f"(field_path = $p{i} OR starts_with(field_path, $p{i} || '.'))")
+        return "(" + " OR ".join(clauses) + ")"
+
+    def count(self) -> int:
+        """Number of stored observation vintages."""
+        with self.connect() as con:
+            return con.execute("SELECT count(*) FROM observations").fetchone()[0]
+
+    def content_hash(self) -> str:
+        """Order-independent hash of every stored observation (for change detection)."""
+        with self.connect() as con:
+            n, h = con.execute(
+                "SELECT count(*), coalesce(bit_xor(hash(field_path, observed_at, value, vector, "
+                "source, known_at)), 0) FROM observations"
+            ).fetchone()
+        return hashlib.sha256(f"{n}:{h}".encode()).hexdigest()[:16]
+
+    def info(self) -> dict[str, object]:
+        """Size, row counts, sources and date ranges."""
+        by_source = self.sql(
+            """
+            SELECT source, count(*) AS observations, count(DISTINCT field_path) AS fields,
+                   min(observed_at) AS first_observed, max(observed_at) AS last_observed,
+                   max(known_at) AS last_known
+            FROM observations GROUP BY source ORDER BY source
+            """
+        )
+        totals = self.sql(
+            "SELECT (SELECT count(*) FROM observations) AS observations, "
+            "(SELECT count(DISTINCT field_path) FROM observations) AS observed_fields, "
+            "(SELECT count(*) FROM field_catalog) AS catalog_fields, "
+            "(SELECT count(*) FROM ingest_runs) AS ingest_runs"
+        ).row(0, named=True)
+        return {
+            "path": str(self.path),
+            "size_bytes": self.path.stat().st_size,
+            **totals,
+            "sources": by_source,
+        }
+
+    # -- export ----------------------------------------------------------------------
+
+    def export_parquet(self, dest: str | os.PathLike[str] | None = None) -> Path:
+        """Write every table to Parquet under `dest` (default: beside the database).
+
+        Observations are hive-partitioned by source and year. The export is written to
+        a temporary directory and swapped in, so readers never see half an export.
+        """
+        dest = Path(dest) if dest is not None else self.path.with_name(self.path.stem + "_parquet")
+        staging = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}")
+        staging.mkdir(parents=True)
+        try:
+            with self.connect() as con:
+                con.execute(
+                    f"COPY (SELECT *, year(observed_at) AS year FROM observations) "
+                    f"TO '{_sql_path(staging / 'observations')}' "
+                    "(FORMAT parquet, PARTITION_BY (source, year))"
+                )
+                for table in ("field_catalog", "ingest_runs"):
+                    con.execute(
+                        f"COPY {table} TO '{_sql_path(staging / (table + '.parquet'))}' "
+                        "(FORMAT parquet)"
+                    )
+            previous = dest.with_name(f".{dest.name}.old")
+            if dest.exists():
+                dest.rename(previous)
+            staging.rename(dest)
+            shutil.rmtree(previous, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return dest
+
+
+def _refresh_wide_view(con: duckdb.DuckDBPyConnection) -> None:
+    paths = [
+        row[0]
+        for row in con.execute(
+            "SELECT DISTINCT field_path FROM observations WHERE vector IS NULL ORDER BY 1"
+        ).fetchall()
+    ]
+    if paths:
+        # Field paths follow the schema grammar ([A-Za-z0-9_.]); quoting is belt and braces.
+        columns = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+        con.execute(_WIDE_VIEW.format(columns=columns))
+
+
+def _sql_path(path: Path) -> str:
+    """A path literal for COPY (which takes no parameters): quotes doubled."""
+    return str(path).replace("'", "''")
+
+
+def _as_timestamp(value: dt.datetime | dt.date | str) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day)
+    return _as_timestamp(dt.datetime.fromisoformat(value))
+
+
+def _to_wide(
+    long: pl.DataFrame,
+    *,
+    every: str,
+    start: dt.datetime | dt.date | str | None,
+    end: dt.datetime | dt.date | str | None,
+) -> pl.DataFrame:
+    scalar = long.filter(pl.col("vector").is_null()).drop("vector")
+    if scalar.is_empty():
+        return pl.DataFrame({"date": []}, schema={"date": pl.Datetime("us")})
+    bucketed = (
+        scalar.with_columns(pl.col("observed_at").dt.truncate(every).alias("date"))
+        .sort("observed_at", "known_at", "source")
+        .group_by("date", "field_path")
+        .agg(pl.col("value").last())
+    )
+    lo = _as_timestamp(start) if start is not None else bucketed["date"].min()
+    hi = _as_timestamp(end) if end is not None else bucketed["date"].max()
+    calendar = pl.DataFrame(
+        {"date": pl.datetime_range(lo, hi, every, eager=True, time_unit="us").dt.truncate(every)}
+    ).unique(maintain_order=True)
+    wide = bucketed.pivot(on="field_path", index="date", values="value")
+    columns = sorted(c for c in wide.columns if c != "date")
+    return calendar.join(wide, on="date", how="left").select("date", *columns).sort("date")

@@ -1,0 +1,249 @@
+"""Validation of an ingest batch before anything touches the warehouse.
+
+A batch is a Polars frame in the warehouse's long format:
+
+    field_path  observed_at  value  [vector]  known_at
+
+Every check is a vectorized expression over the whole batch; problems are
+collected (not raised one by one) so a user sees every bad row at once, each
+named by source, field and row number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from warehouse.schema import Schema, UnknownFieldError
+
+BATCH_COLUMNS = ("field_path", "observed_at", "value", "vector", "known_at")
+BATCH_COLUMNS_WITH_ROW = ("row", *BATCH_COLUMNS)
+MAX_ABS_VALUE = 1e15
+EARLIEST_OBSERVATION = dt.datetime(1800, 1, 1)
+FUTURE_TOLERANCE = dt.timedelta(days=1)
+MAX_PROBLEMS_SHOWN = 20
+
+
+class IngestError(ValueError):
+    """A batch was rejected; nothing was written."""
+
+    def __init__(self, source: str, problems: pl.DataFrame) -> None:
+        self.source = source
+        self.problems = problems
+        shown = problems.head(MAX_PROBLEMS_SHOWN)
+        lines = [
+            f"  row {r['row']}, field '{r['field_path']}': {r['problem']}"
+            for r in shown.iter_rows(named=True)
+        ]
+        more = len(problems) - len(shown)
+        if more > 0:
+            lines.append(f"  … and {more} more")
+        first = shown.row(0, named=True)
+        super().__init__(
+            f"source '{source}', field '{first['field_path']}', row {first['row']}: "
+            f"{first['problem']} ({len(problems)} problem(s), nothing written)\n" + "\n".join(lines)
+        )
+
+
+@dataclass(frozen=True)
+class ValidatedBatch:
+    """A clean batch: canonical columns and dtypes, exact duplicate rows removed."""
+
+    frame: pl.DataFrame
+    rows_in: int
+    duplicates_dropped: int
+
+
+def _to_timestamp(frame: pl.DataFrame, column: str, source: str) -> pl.Expr:
+    dtype = frame.schema[column]
+    col = pl.col(column)
+    if dtype == pl.Date:
+        return col.cast(pl.Datetime("us"))
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is not None:
+            col = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        return col.cast(pl.Datetime("us"))
+    if dtype == pl.Utf8:
+        return col.str.to_datetime(time_unit="us", strict=False)
+    raise IngestError(
+        source,
+        pl.DataFrame(
+            {
+                "row": [0],
+                "field_path": ["*"],
+                "problem": [f"column {column} has type {dtype}, expected a date or datetime"],
+            }
+        ),
+    )
+
+
+def _canonical(frame: pl.DataFrame, source: str) -> pl.DataFrame:
+    missing = [c for c in ("field_path", "observed_at", "known_at") if c not in frame.columns]
+    if "value" not in frame.columns and "vector" not in frame.columns:
+        missing.append("value (or vector)")
+    if missing:
+        raise IngestError(
+            source,
+            pl.DataFrame(
+                {"row": [0], "field_path": ["*"], "problem": [f"missing column(s): {missing}"]}
+            ),
+        )
+    exprs = [
+        pl.col("field_path").cast(pl.Utf8),
+        _to_timestamp(frame, "observed_at", source).alias("observed_at"),
+        (
+            pl.col("value").cast(pl.Float64, strict=False)
+            if "value" in frame.columns
+            else pl.lit(None, pl.Float64)
+        ).alias("value"),
+        (
+            pl.col("vector").cast(pl.List(pl.Float32))
+            if "vector" in frame.columns
+            else pl.lit(None, pl.List(pl.Float32))
+        ).alias("vector"),
+        _to_timestamp(frame, "known_at", source).alias("known_at"),
+    ]
+    raw_value_bad = (
+        pl.col("value").is_not_null() & pl.col("value").cast(pl.Float64, strict=False).is_null()
+        if "value" in frame.columns and frame.schema["value"] == pl.Utf8
+        else pl.lit(False)
+    )
+    raw_time_bad = [
+        (
+            pl.col(c).is_not_null()
+            & pl.col(c).str.to_datetime(time_unit="us", strict=False).is_null()
+        ).alias(f"_{c}_unparsed")
+        if frame.schema[c] == pl.Utf8
+        else pl.lit(False).alias(f"_{c}_unparsed")
+        for c in ("observed_at", "known_at")
+    ]
+    return frame.with_row_index("row").select(
+        "row", *exprs, raw_value_bad.alias("_value_unparsed"), *raw_time_bad
+    )
+
+
+def _field_facts(paths: pl.Series, schema: Schema) -> pl.DataFrame:
+    """One row per distinct path: dimension, latent, or why the path is unknown."""
+    rows = {"field_path": [], "dimension": [], "latent": [], "unknown": []}
+    for path in paths.drop_nulls().unique().to_list():
+        try:
+            field = schema.field(path)
+        except UnknownFieldError as err:
+            rows["field_path"].append(path)
+            rows["dimension"].append(None)
+            rows["latent"].append(None)
+            rows["unknown"].append(str(err))
+            continue
+        rows["field_path"].append(path)
+        rows["dimension"].append(field.dimension)
+        rows["latent"].append(field.latent)
+        rows["unknown"].append(None)
+    return pl.DataFrame(
+        rows,
+        schema={
+            "field_path": pl.Utf8,
+            "dimension": pl.Int32,
+            "latent": pl.Boolean,
+            "unknown": pl.Utf8,
+        },
+    )
+
+
+def validate_batch(
+    frame: pl.DataFrame, *, source: str, schema: Schema, now: dt.datetime
+) -> ValidatedBatch:
+    """Check a batch against the schema and the warehouse's rules.
+
+    Raises IngestError listing every problem (source, field, row); returns the
+    canonical batch otherwise. `now` is naive UTC.
+    """
+    if frame.is_empty():
+        return ValidatedBatch(_canonical(frame, source).drop("row"), 0, 0)
+    batch = _canonical(frame, source)
+    batch = batch.join(_field_facts(batch["field_path"], schema), on="field_path", how="left")
+    is_vector = pl.col("dimension") > 1
+    vector_len = pl.col("vector").list.len()
+    vector_finite = pl.col("vector").list.eval(pl.element().is_finite()).list.all()
+    checks: list[tuple[pl.Expr, pl.Expr | str]] = [
+        (pl.col("field_path").is_null(), "field_path is missing"),
+        (pl.col("unknown").is_not_null(), pl.col("unknown")),
+        (pl.col("latent").fill_null(False), "latent (regime) fields are never observed"),
+        (pl.col("_observed_at_unparsed"), "observed_at is not a date"),
+        (pl.col("_known_at_unparsed"), "known_at is not a date"),
+        (
+            pl.col("observed_at").is_null() & ~pl.col("_observed_at_unparsed"),
+            "observed_at is missing",
+        ),
+        (pl.col("known_at").is_null() & ~pl.col("_known_at_unparsed"), "known_at is missing"),
+        (
+            pl.col("observed_at") < EARLIEST_OBSERVATION,
+            pl.format(
+                "observed_at {} is before {}",
+                pl.col("observed_at"),
+                pl.lit(EARLIEST_OBSERVATION.date().isoformat()),
+            ),
+        ),
+        (
+            pl.col("known_at") > now + FUTURE_TOLERANCE,
+            pl.format("known_at {} is in the future", pl.col("known_at")),
+        ),
+        (
+            pl.col("known_at") < pl.col("observed_at"),
+            pl.format(
+                "known_at {} is before observed_at {}", pl.col("known_at"), pl.col("observed_at")
+            ),
+        ),
+        (pl.col("_value_unparsed"), "value is not a number"),
+        (~is_vector & pl.col("value").is_null() & ~pl.col("_value_unparsed"), "value is missing"),
+        (~is_vector & pl.col("value").is_nan(), "value is NaN"),
+        (~is_vector & pl.col("value").is_infinite(), "value is infinite"),
+        (
+            ~is_vector & (pl.col("value").abs() > MAX_ABS_VALUE) & pl.col("value").is_finite(),
+            pl.format(
+                "value {} is implausibly large (|value| > {})",
+                pl.col("value"),
+                pl.lit(f"{MAX_ABS_VALUE:g}"),
+            ),
+        ),
+        (~is_vector & pl.col("vector").is_not_null(), "scalar field given a vector"),
+        (is_vector & pl.col("vector").is_null(), "vector is missing"),
+        (
+            is_vector & (vector_len != pl.col("dimension")),
+            pl.format(
+                "vector has {} elements, field has dimension {}", vector_len, pl.col("dimension")
+            ),
+        ),
+        (is_vector & ~vector_finite.fill_null(True), "vector has NaN or infinite elements"),
+    ]
+    problems = pl.concat(
+        [
+            batch.filter(cond.fill_null(False)).select(
+                "row",
+                pl.col("field_path").fill_null("<missing>"),
+                (msg if isinstance(msg, pl.Expr) else pl.lit(msg)).cast(pl.Utf8).alias("problem"),
+            )
+            for cond, msg in checks
+        ]
+    )
+    clean = batch.select(BATCH_COLUMNS_WITH_ROW)
+    key = ["field_path", "observed_at", "known_at"]
+    deduped = clean.unique(subset=[*key, "value", "vector"], keep="first", maintain_order=True)
+    conflicts = deduped.filter(pl.len().over(key) > 1).select(
+        "row",
+        "field_path",
+        pl.format(
+            "duplicate key (observed_at {}, known_at {}) with different values",
+            pl.col("observed_at"),
+            pl.col("known_at"),
+        ).alias("problem"),
+    )
+    problems = pl.concat([problems, conflicts]).sort("row")
+    if not problems.is_empty():
+        raise IngestError(source, problems)
+    return ValidatedBatch(
+        frame=deduped.drop("row"),
+        rows_in=len(batch),
+        duplicates_dropped=len(batch) - len(deduped),
+    )
