@@ -1,0 +1,104 @@
+"""What every adapter shares: the fetch result, retries with backoff, secret redaction."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import polars as pl
+
+log = logging.getLogger("guwm.ingest")
+T = TypeVar("T")
+
+LONG_SCHEMA = {
+    "field_path": pl.Utf8,
+    "observed_at": pl.Datetime("us"),
+    "value": pl.Float64,
+    "known_at": pl.Datetime("us"),
+}
+
+
+def empty_long_frame() -> pl.DataFrame:
+    """A long-format frame with no rows."""
+    return pl.DataFrame(schema=LONG_SCHEMA)
+
+
+class SourceError(RuntimeError):
+    """A source could not deliver: names the source and the item, never a secret."""
+
+
+class RateLimitedError(SourceError):
+    """The source said 'too many requests'; worth retrying after a pause."""
+
+
+@dataclass
+class FetchResult:
+    """Long-format rows fetched from one source, plus the items that failed and why."""
+
+    source: str
+    data: pl.DataFrame
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def raise_if_nothing(self) -> FetchResult:
+        """Raise SourceError when every item failed; log the failed ones otherwise."""
+        if self.data.is_empty() and self.failures:
+            detail = "; ".join(f"{k}: {v}" for k, v in sorted(self.failures.items()))
+            raise SourceError(f"source '{self.source}': every request failed ({detail})")
+        for item, reason in sorted(self.failures.items()):
+            log.warning("source '%s': %s failed: %s", self.source, item, reason)
+        return self
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: attempts, exponential backoff with jitter, per-request timeout."""
+
+    attempts: int = 4
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    timeout: float = 30.0
+    rate_limit_delay: float = 20.0
+
+    def delay(self, attempt: int, *, rate_limited: bool = False) -> float:
+        """Seconds to wait before retry number `attempt` (1-based)."""
+        base = self.rate_limit_delay if rate_limited else self.base_delay
+        return min(self.max_delay, base * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+
+
+def call_with_retries(
+    fn: Callable[[], T],
+    *,
+    policy: RetryPolicy,
+    what: str,
+    retry_on: tuple[type[BaseException], ...],
+    secrets: Iterable[str] = (),
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Call `fn`, retrying on `retry_on` with backoff; the last error becomes a SourceError.
+
+    Error texts are redacted of `secrets` (API keys) before they are logged or raised.
+    """
+    secrets = tuple(secrets)
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return fn()
+        except retry_on as err:
+            message = redact(f"{type(err).__name__}: {err}", secrets)
+            if attempt == policy.attempts:
+                raise SourceError(f"{what}: gave up after {attempt} attempts: {message}") from None
+            wait = policy.delay(attempt, rate_limited=isinstance(err, RateLimitedError))
+            log.info("%s: attempt %d failed (%s); retrying in %.1fs", what, attempt, message, wait)
+            sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every non-empty secret replaced by '***'."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
