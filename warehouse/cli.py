@@ -105,7 +105,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     """Load the synthetic world into the warehouse and show a query over it."""
-    from ingest.demo import run_demo
+    from dagster_defs.demo import run_demo
 
     run_demo(args.warehouse, start=args.start, end=args.end, seed=args.seed)
 

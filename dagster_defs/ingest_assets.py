@@ -1,0 +1,270 @@
+"""Ingest assets: one per source, each writing its observations into the warehouse.
+
+Each asset fetches in the configured mode (synthetic, recorded, live), upserts in one
+transaction and reports what changed. Checks beside them look at what is stored.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+
+import dagster as dg
+import polars as pl
+
+from dagster_defs.metadata import markdown_table
+from dagster_defs.resources import SourcesResource, WarehouseResource
+from ingest.sources import expected_fields, fetch
+
+OWNERS = ["team:data-platform"]
+
+
+@dataclass(frozen=True)
+class IngestSource:
+    """What the asset of one source is called, says, and how stale it may get."""
+
+    source: str
+    description: str
+    max_age: dt.timedelta
+
+    @property
+    def asset_name(self) -> str:
+        return f"{self.source}_observations"
+
+
+INGEST_SOURCES = (
+    IngestSource(
+        "fred",
+        "US macro series from FRED (50+), transformed to schema units, "
+        "with release lags or ALFRED vintages as known_at.",
+        dt.timedelta(days=35),
+    ),
+    IngestSource(
+        "yahoo",
+        "Daily closes, returns and realised volatility of equity indices, "
+        "large caps, Treasury yields, FX, commodities and crypto from Yahoo Finance.",
+        dt.timedelta(days=4),
+    ),
+    IngestSource(
+        "pmi",
+        "ISM manufacturing and services PMI with sub-indices, known at "
+        "their release on a business day of the next month.",
+        dt.timedelta(days=35),
+    ),
+    IngestSource(
+        "earnings",
+        "Quarterly EPS actual, estimate and surprise per firm "
+        "(firm_<TICKER>.earnings.*), known at the report date.",
+        dt.timedelta(days=100),
+    ),
+    IngestSource(
+        "news",
+        "Daily news narratives: mean sentence embedding (384-d, "
+        "all-MiniLM-L6-v2), headline volume and sentiment.",
+        dt.timedelta(days=4),
+    ),
+)
+
+
+def _since(wh, source_name: str) -> dict[str, dt.date]:
+    """Last stored observation date per field of a source, for incremental live fetches."""
+    last = wh.sql(
+        "SELECT field_path, max(observed_at)::DATE AS last FROM observations "
+        "WHERE source = $s GROUP BY field_path",
+        {"s": source_name},
+    )
+    return dict(last.iter_rows())
+
+
+def build_ingest_asset(spec: IngestSource) -> dg.AssetsDefinition:
+    """The asset that fetches one source and upserts it into the warehouse."""
+
+    @dg.asset(
+        name=spec.asset_name,
+        group_name="ingest",
+        kinds={"duckdb", "polars"},
+        owners=OWNERS,
+        description=spec.description,
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
+        tags={"source": spec.source},
+    )
+    def _ingest(
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        sources: SourcesResource,
+    ) -> dg.MaterializeResult:
+        settings = sources.settings()
+        wh = warehouse.open()
+        source_name = settings.warehouse_source(spec.source)
+        since = _since(wh, source_name) if settings.mode == "live" else {}
+        context.log.info(f"fetching {spec.source} in {settings.mode} mode")
+        result = fetch(spec.source, settings, since=since).raise_if_nothing()
+        for item, reason in sorted(result.failures.items()):
+            context.log.warning(f"{spec.source}: {item} failed: {reason}")
+        report = wh.ingest(result.data, source=source_name)
+        context.log.info(
+            f"{source_name}: {report.rows_inserted} new, {report.rows_revised} restated, "
+            f"{report.rows_unchanged} unchanged"
+        )
+        data = result.data
+        summary = (
+            data.group_by("field_path")
+            .agg(
+                pl.len().alias("rows"),
+                pl.col("observed_at").min().dt.date().alias("first"),
+                pl.col("observed_at").max().dt.date().alias("last"),
+                pl.col("known_at").max().alias("last_known"),
+            )
+            .sort("field_path")
+        )
+        metadata = {
+            **report.as_metadata(),
+            "mode": settings.mode,
+            "warehouse": dg.MetadataValue.path(str(wh.path)),
+            "first_observed": str(data["observed_at"].min()) if len(data) else "",
+            "last_observed": str(data["observed_at"].max()) if len(data) else "",
+            "fields_preview": dg.MetadataValue.md(markdown_table(summary, max_rows=60)),
+            "dagster/row_count": report.rows_in,
+        }
+        if result.failures:
+            failed = pl.DataFrame(
+                {"item": list(result.failures), "reason": list(result.failures.values())}
+            )
+            metadata["failures"] = dg.MetadataValue.md(markdown_table(failed))
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _ingest
+
+
+def build_ingest_checks(spec: IngestSource) -> list[dg.AssetChecksDefinition]:
+    """Checks on what the warehouse stores for one source."""
+
+    @dg.asset_check(
+        asset=spec.asset_name,
+        name="values_are_finite",
+        description="No NaN or infinite value is stored for this source.",
+    )
+    def values_are_finite(
+        warehouse: WarehouseResource, sources: SourcesResource
+    ) -> dg.AssetCheckResult:
+        name = sources.settings().warehouse_source(spec.source)
+        bad = warehouse.open().sql(
+            "SELECT count(*) AS n FROM observations WHERE source = $s AND "
+            "(NOT isfinite(value) OR "
+            "list_bool_or(list_transform(vector, lambda x: NOT isfinite(x))))",
+            {"s": name},
+        )["n"][0]
+        return dg.AssetCheckResult(passed=bad == 0, metadata={"non_finite_rows": int(bad)})
+
+    @dg.asset_check(
+        asset=spec.asset_name,
+        name="expected_fields_present",
+        description="Every field this source is expected to fill has data.",
+    )
+    def expected_fields_present(
+        warehouse: WarehouseResource, sources: SourcesResource
+    ) -> dg.AssetCheckResult:
+        settings = sources.settings()
+        stored = set(
+            warehouse.open().sql(
+                "SELECT DISTINCT field_path FROM observations WHERE source = $s",
+                {"s": settings.warehouse_source(spec.source)},
+            )["field_path"]
+        )
+        expected = set(expected_fields(spec.source, settings))
+        missing = sorted(expected - stored)
+        return dg.AssetCheckResult(
+            passed=not missing,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "expected": len(expected),
+                "stored": len(stored),
+                "missing": ", ".join(missing[:50]) or "none",
+            },
+        )
+
+    @dg.asset_check(
+        asset=spec.asset_name,
+        name="values_plausible",
+        description="Few values lie further than 25 median absolute deviations "
+        "from their field's median (at most 0.1%).",
+    )
+    def values_plausible(
+        warehouse: WarehouseResource, sources: SourcesResource
+    ) -> dg.AssetCheckResult:
+        outliers = warehouse.open().sql(
+            """
+            WITH stats AS (
+                SELECT field_path, median(value) AS med, mad(value) AS mad
+                FROM latest WHERE source = $s AND vector IS NULL GROUP BY field_path
+            )
+            SELECT l.field_path, count(*) AS rows,
+                   count(*) FILTER (abs(l.value - s.med) > 25 * s.mad AND s.mad > 0)
+                       AS outliers
+            FROM latest l JOIN stats s USING (field_path)
+            WHERE l.source = $s GROUP BY l.field_path
+            ORDER BY outliers DESC
+            """,
+            {"s": sources.settings().warehouse_source(spec.source)},
+        )
+        total = int(outliers["rows"].sum() or 0)
+        flagged = int(outliers["outliers"].sum() or 0)
+        share = flagged / total if total else 0.0
+        return dg.AssetCheckResult(
+            passed=share <= 0.001,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "outliers": flagged,
+                "share": round(share, 6),
+                "worst_fields": dg.MetadataValue.md(
+                    markdown_table(outliers.filter(pl.col("outliers") > 0), max_rows=10)
+                ),
+            },
+        )
+
+    @dg.asset_check(
+        asset=spec.asset_name,
+        name="fresh",
+        description=f"The source was ingested within {spec.max_age.days} days.",
+    )
+    def fresh(warehouse: WarehouseResource, sources: SourcesResource) -> dg.AssetCheckResult:
+        last = warehouse.open().sql(
+            "SELECT max(ingested_at) AS t FROM observations WHERE source = $s",
+            {"s": sources.settings().warehouse_source(spec.source)},
+        )["t"][0]
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        age = (now - last) if last is not None else None
+        return dg.AssetCheckResult(
+            passed=age is not None and age <= spec.max_age,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "last_ingested": str(last),
+                "age_hours": round(age.total_seconds() / 3600, 1) if age else -1,
+            },
+        )
+
+    return [values_are_finite, expected_fields_present, values_plausible, fresh]
+
+
+ingest_assets = [build_ingest_asset(spec) for spec in INGEST_SOURCES]
+ingest_checks = [check for spec in INGEST_SOURCES for check in build_ingest_checks(spec)]
+
+
+@dg.asset(
+    group_name="warehouse",
+    kinds={"parquet", "duckdb"},
+    owners=OWNERS,
+    deps=[a.key for a in ingest_assets],
+    description="Parquet export of every warehouse table (observations hive-partitioned by "
+    "source and year), for DuckDB, Polars, PyArrow or Spark readers.",
+)
+def warehouse_parquet(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    wh = warehouse.open()
+    dest = wh.export_parquet()
+    files = list(dest.rglob("*.parquet"))
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(dest)),
+            "files": len(files),
+            "bytes": sum(f.stat().st_size for f in files),
+            "observations": wh.count(),
+        }
+    )

@@ -1,0 +1,47 @@
+"""Dagster resources: where the warehouse is and how sources are reached."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from ingest.sources import DEFAULT_TICKERS, SourceSettings
+from warehouse.store import Warehouse
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB field warehouse (default: $GUWM_WAREHOUSE or the user data directory)."""
+
+    path: str | None = None
+    lock_timeout: float = 300.0
+
+    def open(self, *, read_only: bool = False) -> Warehouse:
+        return Warehouse(self.path, read_only=read_only, lock_timeout=self.lock_timeout)
+
+
+class SourcesResource(dg.ConfigurableResource):
+    """Source mode (synthetic | recorded | live) and what each mode needs.
+
+    Set the FRED key through the environment (`FRED_API_KEY`, wired as an EnvVar) so
+    it never appears in run config or the UI.
+    """
+
+    mode: str = "synthetic"
+    recorded_dir: str | None = None
+    start_date: str = "2005-01-01"
+    end_date: str | None = None
+    seed: int = 0
+    tickers: list[str] = list(DEFAULT_TICKERS)
+    fred_api_key: str | None = None
+    news_path: str | None = None
+
+    def settings(self) -> SourceSettings:
+        return SourceSettings(
+            mode=self.mode,  # type: ignore[arg-type]  # validated by SourceSettings
+            recorded_dir=Path(self.recorded_dir) if self.recorded_dir else None,
+            start_date=self.start_date,
+            end_date=self.end_date,
+            seed=self.seed,
+            tickers=tuple(self.tickers),
+            fred_api_key=self.fred_api_key,
+            news_path=Path(self.news_path) if self.news_path else None,
+        )

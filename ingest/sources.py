@@ -1,0 +1,166 @@
+"""One entry point per source and mode: what the ingest assets (and scripts) call.
+
+Modes:
+- `synthetic` (default, offline): the synthetic world, written under source names
+  `synthetic_<source>` so it never mixes with real data.
+- `recorded`: real files laid out like ../shared/data (see its MANIFEST.md).
+- `live`: the network (FRED needs an API key; Yahoo needs nothing).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ingest.base import FetchResult, RetryPolicy, SourceError
+from ingest.synthetic import SyntheticWorld, SyntheticWorldConfig, generate_world
+
+Mode = Literal["synthetic", "recorded", "live"]
+SOURCES: tuple[str, ...] = ("fred", "yahoo", "pmi", "earnings", "news")
+DEFAULT_TICKERS: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "AMZN", "JPM", "XOM")
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """How to reach the sources. Secrets (the FRED key) are read, never stored in output."""
+
+    mode: Mode = "synthetic"
+    recorded_dir: Path | None = None
+    start_date: str = "2005-01-01"
+    end_date: str | None = None
+    seed: int = 0
+    tickers: tuple[str, ...] = DEFAULT_TICKERS
+    fred_api_key: str | None = field(default=None, repr=False)
+    news_path: Path | None = None
+    policy: RetryPolicy = RetryPolicy()
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("synthetic", "recorded", "live"):
+            raise ValueError(f"unknown source mode {self.mode!r}: synthetic, recorded or live")
+        if self.mode == "recorded":
+            if self.recorded_dir is None:
+                raise ValueError("recorded mode needs recorded_dir (a folder like shared/data)")
+            if not Path(self.recorded_dir).is_dir():
+                raise FileNotFoundError(f"recorded_dir {self.recorded_dir} is not a directory")
+
+    def warehouse_source(self, source: str) -> str:
+        """The `source` column value: synthetic data is kept apart from real data."""
+        return f"synthetic_{source}" if self.mode == "synthetic" else source
+
+    @property
+    def synthetic_config(self) -> SyntheticWorldConfig:
+        return SyntheticWorldConfig(
+            start=self.start_date,
+            end=self.end_date or SyntheticWorldConfig.end,
+            seed=self.seed,
+            firms=self.tickers,
+        )
+
+
+@functools.lru_cache(maxsize=2)
+def synthetic_world(config: SyntheticWorldConfig) -> SyntheticWorld:
+    """The synthetic world for a config, generated once per process."""
+    return generate_world(config)
+
+
+def fetch(
+    source: str, settings: SourceSettings, *, since: Mapping[str, dt.date] | None = None
+) -> FetchResult:
+    """Long-format rows of one source in the configured mode.
+
+    `since` maps a source item (ticker, series id) to the last date already stored,
+    for incremental live fetches.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; one of {', '.join(SOURCES)}")
+    if settings.mode == "synthetic":
+        return _synthetic(source, settings)
+    if settings.mode == "recorded":
+        return _recorded(source, settings)
+    return _live(source, settings, since or {})
+
+
+def _synthetic(source: str, settings: SourceSettings) -> FetchResult:
+    world = synthetic_world(settings.synthetic_config)
+    if source == "news":
+        from ingest.news import daily_news_fields
+
+        return FetchResult("news", daily_news_fields(world.headlines))
+    return FetchResult(source, world.sources[source])
+
+
+def _recorded(source: str, settings: SourceSettings) -> FetchResult:
+    root = Path(settings.recorded_dir)
+    if source == "fred":
+        from ingest.fred import load_fred_recorded
+
+        return load_fred_recorded(root, start_date=settings.start_date)
+    if source == "yahoo":
+        from ingest.yahoo import load_yahoo_recorded
+
+        return load_yahoo_recorded(root)
+    if source == "earnings":
+        from ingest.earnings import load_earnings_recorded
+
+        return load_earnings_recorded(root)
+    if source == "pmi":
+        from ingest.pmi import pmi_adapter
+
+        return FetchResult("pmi", pmi_adapter(recorded_dir=root)[1])
+    from ingest.news import news_adapter
+
+    return FetchResult("news", news_adapter(recorded_dir=root)[1])
+
+
+def _live(source: str, settings: SourceSettings, since: Mapping[str, dt.date]) -> FetchResult:
+    if source == "fred":
+        from ingest.fred import fetch_fred_live
+
+        return fetch_fred_live(
+            api_key=settings.fred_api_key,
+            start_date=settings.start_date,
+            end_date=settings.end_date,
+            policy=settings.policy,
+        )
+    if source == "yahoo":
+        from ingest.yahoo import SYMBOLS, fetch_yahoo_live
+
+        return fetch_yahoo_live(
+            list(SYMBOLS), start=settings.start_date, since=dict(since), policy=settings.policy
+        )
+    if source == "earnings":
+        from ingest.earnings import fetch_earnings_live
+
+        return fetch_earnings_live(list(settings.tickers), policy=settings.policy)
+    if source == "pmi":
+        raise SourceError(
+            "source 'pmi': ISM data is not on FRED and has no public API; in live mode "
+            "point pmi_adapter at your ISM CSV files, or use the recorded mode"
+        )
+    if settings.news_path is None:
+        raise SourceError("source 'news': live mode needs news_path (a CSV/Parquet of headlines)")
+    from ingest.news import news_adapter
+
+    return FetchResult("news", news_adapter(settings.news_path)[1])
+
+
+NEWS_FIELDS = ("narratives.news.embedding", "narratives.news.volume", "narratives.news.sentiment")
+
+
+def expected_fields(source: str, settings: SourceSettings) -> list[str]:
+    """The field paths a source should fill in the configured mode."""
+    if source == "news":
+        return list(NEWS_FIELDS)
+    if settings.mode == "synthetic":
+        return (
+            synthetic_world(settings.synthetic_config)
+            .sources[source]["field_path"]
+            .unique()
+            .sort()
+            .to_list()
+        )
+    raise NotImplementedError
