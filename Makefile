@@ -25,6 +25,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+bench: $(STAMP)  ## every benchmark; writes bench/results/report.{md,json}
+	$(VENV)/bin/python -m bench
+
 dev: $(STAMP)  ## the Dagster UI on http://127.0.0.1:3000
 	$(VENV)/bin/dagster dev -m dagster_defs -h 127.0.0.1 -p 3000
 

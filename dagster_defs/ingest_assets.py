@@ -91,7 +91,10 @@ def build_ingest_asset(spec: IngestSource) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
         sources: SourcesResource,
     ) -> dg.MaterializeResult:
-        settings = sources.settings()
+        try:
+            settings = sources.settings()
+        except (ValueError, FileNotFoundError) as err:  # configuration: retrying cannot help
+            raise dg.Failure(description=str(err), allow_retries=False) from err
         wh = warehouse.open()
         source_name = settings.warehouse_source(spec.source)
         since = _since(wh, source_name) if settings.mode == "live" else {}
@@ -184,24 +187,35 @@ def build_ingest_checks(spec: IngestSource) -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(
         asset=spec.asset_name,
         name="values_plausible",
-        description="Few values lie further than 25 median absolute deviations "
-        "from their field's median (at most 0.1%).",
+        description="Few period-to-period changes (log changes for positive series) are "
+        "larger than 50 median absolute deviations of their field's changes (at most 0.1%): "
+        "spikes from unit or parsing errors show up here.",
     )
     def values_plausible(
         warehouse: WarehouseResource, sources: SourcesResource
     ) -> dg.AssetCheckResult:
         outliers = warehouse.open().sql(
             """
-            WITH stats AS (
-                SELECT field_path, median(value) AS med, mad(value) AS mad
-                FROM latest WHERE source = $s AND vector IS NULL GROUP BY field_path
+            WITH series AS (
+                SELECT field_path, observed_at, value,
+                       min(value) OVER (PARTITION BY field_path) > 0 AS positive
+                FROM latest WHERE source = $s AND vector IS NULL
+            ),
+            changes AS (  -- log changes for positive series (prices), plain changes otherwise
+                SELECT field_path,
+                       CASE WHEN positive THEN ln(value) ELSE value END
+                       - lag(CASE WHEN positive THEN ln(value) ELSE value END)
+                         OVER (PARTITION BY field_path ORDER BY observed_at) AS change
+                FROM series
+            ),
+            stats AS (
+                SELECT field_path, median(change) AS med, mad(change) AS mad
+                FROM changes GROUP BY field_path
             )
-            SELECT l.field_path, count(*) AS rows,
-                   count(*) FILTER (abs(l.value - s.med) > 25 * s.mad AND s.mad > 0)
-                       AS outliers
-            FROM latest l JOIN stats s USING (field_path)
-            WHERE l.source = $s GROUP BY l.field_path
-            ORDER BY outliers DESC
+            SELECT field_path, count(change) AS rows,
+                   count(*) FILTER (abs(change - med) > 50 * mad AND mad > 0) AS outliers
+            FROM changes JOIN stats USING (field_path)
+            GROUP BY field_path ORDER BY outliers DESC, field_path
             """,
             {"s": sources.settings().warehouse_source(spec.source)},
         )

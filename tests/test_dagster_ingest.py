@@ -1,0 +1,91 @@
+"""The ingest assets and their checks, run in-process by Dagster on the synthetic world."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from dagster_defs import defs
+from dagster_defs.ingest_assets import ingest_assets, ingest_checks
+from dagster_defs.resources import SourcesResource, WarehouseResource
+from warehouse.store import Warehouse
+
+SCALAR_SOURCES = ("fred", "yahoo", "pmi", "earnings")
+
+
+def _selection(sources):
+    names = {f"{s}_observations" for s in sources}
+    assets = [a for a in ingest_assets if a.key.path[0] in names]
+    checks = [c for c in ingest_checks
+              if next(iter(c.check_keys)).asset_key.path[0] in names]
+    return [*assets, *checks]
+
+
+def _resources(path: Path, **sources):
+    return {
+        "warehouse": WarehouseResource(path=str(path)),
+        "sources": SourcesResource(start_date="2015-01-01", end_date="2019-12-31", **sources),
+    }
+
+
+def test_definitions_load():
+    dg.Definitions.validate_loadable(defs)
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {f"{s}_observations" for s in (*SCALAR_SOURCES, "news")} <= keys
+    assert "warehouse_parquet" in keys
+
+
+def test_synthetic_ingest_fills_the_warehouse_and_checks_pass(tmp_path):
+    path = tmp_path / "wh.duckdb"
+    result = dg.materialize(_selection(SCALAR_SOURCES), resources=_resources(path))
+    assert result.success
+    stored = Warehouse(path).sql(
+        "SELECT source, count(*) AS n FROM observations GROUP BY source ORDER BY source")
+    assert stored["source"].to_list() == [f"synthetic_{s}" for s in sorted(SCALAR_SOURCES)]
+    assert all(n > 100 for n in stored["n"])
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 4 * len(SCALAR_SOURCES)
+    assert all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
+    # materializing again changes nothing in the warehouse
+    digest = Warehouse(path).content_hash()
+    again = dg.materialize(_selection(["fred"]), resources=_resources(path))
+    metadata = again.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["rows_inserted"].value == 0
+    assert metadata["rows_unchanged"].value == metadata["rows_in"].value
+    assert Warehouse(path).content_hash() == digest
+
+
+def test_checks_catch_what_the_asset_did_not_store(tmp_path):
+    path = tmp_path / "wh.duckdb"
+    dg.materialize(_selection(["pmi"]), resources=_resources(path))
+    wh = Warehouse(path)
+    with wh.connect() as con:
+        con.execute("DELETE FROM observations WHERE field_path LIKE '%ism_services%'")
+        con.execute("UPDATE observations SET value = 'inf' WHERE field_path LIKE '%prices'")
+    checks = [c for c in ingest_checks if next(iter(c.check_keys)).asset_key.path[0]
+              == "pmi_observations"]
+    result = dg.materialize(
+        [*(a for a in ingest_assets if a.key.path[0] == "pmi_observations"), *checks],
+        resources=_resources(path),
+        selection=dg.AssetSelection.checks(*checks),
+    )
+    by_name = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert by_name == {"expected_fields_present": False, "values_are_finite": False,
+                       "values_plausible": by_name["values_plausible"], "fresh": True}
+
+
+def test_recorded_mode_without_a_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(Exception, match="recorded mode needs recorded_dir"):
+        dg.materialize(_selection(["fred"]), resources=_resources(tmp_path / "w.duckdb",
+                                                                   mode="recorded"))
+
+
+def test_dagster_cli_validates_the_code_location():
+    dagster = Path(sys.executable).with_name("dagster")
+    result = subprocess.run([str(dagster), "definitions", "validate", "-m", "dagster_defs"],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
