@@ -381,7 +381,7 @@ class Warehouse:
         "1w", "1mo", "1q") where each cell holds the last observation in that period
         (if several sources report a field, the most recently known value wins).
         """
-        t_ts = _as_timestamp(t) if t is not None else _utc_now()
+        t_ts = as_timestamp(t) if t is not None else _utc_now()
         where = ["known_at <= $t"]
         params: dict[str, object] = {"t": t_ts}
         if fields is not None:
@@ -389,10 +389,10 @@ class Warehouse:
             where.append(self._field_filter(patterns, params))
         if start is not None:
             where.append("observed_at >= $start")
-            params["start"] = _as_timestamp(start)
+            params["start"] = as_timestamp(start)
         if end is not None:
             where.append("observed_at <= $end")
-            params["end"] = _as_timestamp(end)
+            params["end"] = as_timestamp(end)
         if sources is not None:
             where.append("list_contains($sources, source)")
             params["sources"] = list(sources)
@@ -510,14 +510,15 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def _as_timestamp(value: dt.datetime | dt.date | str) -> dt.datetime:
+def as_timestamp(value: dt.datetime | dt.date | str) -> dt.datetime:
+    """A naive-UTC datetime from a datetime (any zone), a date or an ISO string."""
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(dt.UTC).replace(tzinfo=None)
         return value
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day)
-    return _as_timestamp(dt.datetime.fromisoformat(value))
+    return as_timestamp(dt.datetime.fromisoformat(value))
 
 
 def _to_wide(
@@ -536,8 +537,8 @@ def _to_wide(
         .group_by("date", "field_path")
         .agg(pl.col("value").last())
     )
-    lo = _as_timestamp(start) if start is not None else bucketed["date"].min()
-    hi = _as_timestamp(end) if end is not None else bucketed["date"].max()
+    lo = as_timestamp(start) if start is not None else bucketed["date"].min()
+    hi = as_timestamp(end) if end is not None else bucketed["date"].max()
     calendar = pl.DataFrame(
         {"date": pl.datetime_range(lo, hi, every, eager=True, time_unit="us").dt.truncate(every)}
     ).unique(maintain_order=True)

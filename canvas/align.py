@@ -1,0 +1,109 @@
+"""Point-in-time alignment of long-format observations into canvas windows.
+
+The time axis is a grid of steps (edges[b] <= t < edges[b+1]). A window ending at step
+e covers steps e-T+1 .. e and sees only what was known by its cutoff edges[e+1]. For
+each field and step it holds the best observation known by then: the latest
+observation in the step, in its latest vintage known by the cutoff. Nothing is
+forward-filled: a step without an observation known by the cutoff is absent.
+
+Everything is NumPy over whole arrays; each observation vintage is written into at
+most T windows, so the work is O(rows x T).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from warehouse.store import as_timestamp
+
+
+def step_edges(
+    start: dt.datetime | dt.date | str, end: dt.datetime | dt.date | str, step: str
+) -> np.ndarray:
+    """Step boundaries (datetime64[us]) covering [start, end]: S steps, S+1 edges."""
+    bounds = pl.Series([as_timestamp(start), as_timestamp(end)]).dt.truncate(step)
+    first, last = bounds[0], bounds[1]
+    edges = pl.datetime_range(first, last, step, eager=True, time_unit="us")
+    after = edges.tail(1).dt.offset_by(step)
+    return pl.concat([edges, after]).to_numpy().astype("datetime64[us]")
+
+
+@dataclass(frozen=True)
+class Placements:
+    """Where each visible observation lands: window n, time slot j, field f, source row."""
+
+    window: np.ndarray
+    slot: np.ndarray
+    field: np.ndarray
+    row: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.window)
+
+
+def place(
+    field_index: np.ndarray,
+    observed_at: np.ndarray,
+    known_at: np.ndarray,
+    edges: np.ndarray,
+    T: int,
+) -> Placements:
+    """Point-in-time placements of observation vintages into windows.
+
+    `field_index`, `observed_at`, `known_at` are per-row arrays (datetime64[us]);
+    windows are numbered n = e - (T-1) for window end steps e = T-1 .. S-1.
+    """
+    n_steps = len(edges) - 1
+    observed_at = observed_at.astype("datetime64[us]")
+    known_at = known_at.astype("datetime64[us]")
+    step = np.searchsorted(edges, observed_at, side="right") - 1
+    # first window end whose cutoff edges[e+1] is at or after the release
+    first_end = np.searchsorted(edges[1:], known_at, side="left")
+    keep = (step >= 0) & (step < n_steps) & (first_end < n_steps)
+    rows = np.flatnonzero(keep)
+    if len(rows) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Placements(empty, empty, empty, empty)
+    f, b, k = field_index[rows].astype(np.int64), step[rows], first_end[rows]
+    obs, known = observed_at[rows].view(np.int64), known_at[rows].view(np.int64)
+
+    # Within each (field, step): order by release window k; priority = (observed, known).
+    order = np.lexsort((known, obs, k, b, f))
+    f, b, k, rows = f[order], b[order], k[order], rows[order]
+    group_start = np.r_[True, (f[1:] != f[:-1]) | (b[1:] != b[:-1])]
+    group_id = np.cumsum(group_start) - 1
+    # priority rank of each row inside its group (by observed_at, then known_at)
+    prio_order = np.lexsort((known[order], obs[order], group_id))
+    rank = np.empty_like(prio_order)
+    rank[prio_order] = np.arange(len(prio_order))
+    # best row so far in release order: cumulative max of (group, rank) per group
+    key = group_id * len(rank) + rank
+    best_key = np.maximum.accumulate(key)
+    best_pos = prio_order[best_key - group_id * len(rank)]
+
+    # one change point per (group, k): the last row of each run of equal k
+    last_of_k = np.r_[(group_id[1:] != group_id[:-1]) | (k[1:] != k[:-1]), True]
+    cp = np.flatnonzero(last_of_k)
+    cp_group, cp_k, cp_b, cp_f = group_id[cp], k[cp], b[cp], f[cp]
+    cp_row = rows[best_pos[cp]]
+    next_k = np.r_[cp_k[1:], np.iinfo(np.int64).max]
+    next_k[np.r_[cp_group[1:] != cp_group[:-1], True]] = np.iinfo(np.int64).max
+    lo = np.maximum(np.maximum(cp_k, cp_b), T - 1)
+    hi = np.minimum(np.minimum(next_k - 1, cp_b + T - 1), n_steps - 1)
+    valid = lo <= hi
+    lo, hi, cp_b, cp_f, cp_row = lo[valid], hi[valid], cp_b[valid], cp_f[valid], cp_row[valid]
+
+    lengths = hi - lo + 1
+    rep = np.repeat(np.arange(len(lo)), lengths)
+    within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    end = lo[rep] + within
+    return Placements(
+        window=end - (T - 1),
+        slot=cp_b[rep] - end + T - 1,
+        field=cp_f[rep],
+        row=cp_row[rep],
+    )

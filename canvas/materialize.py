@@ -1,0 +1,335 @@
+"""The materializer: warehouse rows -> point-in-time canvas windows in memory-mapped shards.
+
+Output directory:
+
+    manifest.json              layout hash, field order, normalisation stats, dates, splits
+    window_end.npy             (N,) datetime64[us] start of each window's last step
+    shard_00000/values.npy     (n, T, F) float32, normalised; 0 where absent
+    shard_00000/presence.npy   (n, T, F) uint8, 1 where a value was known by the cutoff
+    shard_00000/vectors.npy    (n, T, V, D) float16, vector fields (if the layout has any)
+
+Work streams over chunks of fields, sized so the placements of one chunk stay within a
+fixed budget; shards are written in place through memory maps. The result is written to
+a staging directory and swapped in whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from canvas.align import Placements, place, step_edges
+from canvas.layout import CanvasLayout
+from warehouse.store import Warehouse, as_timestamp
+
+log = logging.getLogger("guwm.canvas")
+MANIFEST = "manifest.json"
+PLACEMENT_BUDGET = 20_000_000  # placements per field chunk (~0.6 GB of index arrays)
+
+
+@dataclass
+class CanvasManifest:
+    """What a set of canvas shards holds; everything needed to read and de-normalise it."""
+
+    layout_hash: str
+    fields: list[str]
+    vector_fields: list[str]
+    vector_dim: int
+    T: int
+    step: str
+    n_windows: int
+    start: str
+    end: str
+    splits: dict[str, list[int]]  # name -> [first window, end window)
+    split_dates: dict[str, str]
+    stats: dict[str, dict[str, float]]  # field -> mean, std, count
+    shards: list[dict[str, object]]  # dir, first, end
+    sources: list[str] | None = None
+    observations: int = 0
+    created_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
+
+    def save(self, directory: Path) -> None:
+        (directory / MANIFEST).write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> CanvasManifest:
+        path = Path(directory) / MANIFEST
+        if not path.is_file():
+            raise FileNotFoundError(f"no canvas manifest at {path}; materialize the canvas first")
+        return cls(**json.loads(path.read_text()))
+
+    @property
+    def mean(self) -> np.ndarray:
+        return np.array([self.stats[f]["mean"] for f in self.fields], dtype=np.float32)
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.array([self.stats[f]["std"] for f in self.fields], dtype=np.float32)
+
+
+def _default_split(edges: np.ndarray, T: int) -> tuple[dt.datetime, dt.datetime]:
+    ends = edges[T - 1 : -1]
+    train_end = ends[int(len(ends) * 0.7)]
+    val_end = ends[int(len(ends) * 0.85)]
+    return train_end.astype(dt.datetime), val_end.astype(dt.datetime)
+
+
+def _field_filter(sources: list[str] | None) -> tuple[str, dict[str, object]]:
+    if sources is None:
+        return "", {}
+    return " AND list_contains($sources, source)", {"sources": list(sources)}
+
+
+def _stats(
+    wh: Warehouse,
+    layout: CanvasLayout,
+    start: dt.datetime,
+    train_end: dt.datetime,
+    sources: list[str] | None,
+) -> dict[str, dict[str, float]]:
+    """Per-field mean/std over the training period, as known at its end."""
+    extra, params = _field_filter(sources)
+    frame = wh.sql(
+        f"""
+        SELECT field_path, avg(value) AS mean, stddev_pop(value) AS std, count(*) AS count
+        FROM (
+            SELECT field_path, observed_at, arg_max(value, known_at) AS value
+            FROM observations
+            WHERE known_at <= $train_end AND observed_at >= $start AND observed_at < $train_end
+              AND vector IS NULL AND list_contains($fields, field_path){extra}
+            GROUP BY field_path, observed_at
+        ) GROUP BY field_path
+        """,
+        {"train_end": train_end, "start": start, "fields": layout.paths, **params},
+    )
+    found = {r["field_path"]: r for r in frame.iter_rows(named=True)}
+    stats = {}
+    for path in layout.paths:
+        row = found.get(path)
+        std = (
+            row["std"] if row and row["std"] and np.isfinite(row["std"]) and row["std"] > 0 else 1.0
+        )
+        stats[path] = {
+            "mean": float(row["mean"]) if row else 0.0,
+            "std": float(std),
+            "count": int(row["count"]) if row else 0,
+        }
+    return stats
+
+
+def _chunks(counts: dict[str, int], paths: list[str], T: int) -> list[list[str]]:
+    """Fields grouped so each group's placements (rows x T) stay within the budget."""
+    chunks, current, load = [], [], 0
+    for path in paths:
+        n = counts.get(path, 0) * T
+        if current and load + n > PLACEMENT_BUDGET:
+            chunks.append(current)
+            current, load = [], 0
+        current.append(path)
+        load += n
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+class _ShardWriter:
+    """Memory-mapped shard files, written by placements sorted into window ranges."""
+
+    def __init__(
+        self, root: Path, layout: CanvasLayout, n_windows: int, shard_windows: int, vector_dim: int
+    ) -> None:
+        self.bounds = list(range(0, n_windows, shard_windows)) + [n_windows]
+        self.layout = layout
+        self.shards = []
+        n_vec = len(layout.vector_fields)
+        self.vector_slot = np.full(layout.n_fields, -1, dtype=np.int64)
+        self.vector_slot[layout.vector_fields] = np.arange(n_vec)
+        for s, (lo, hi) in enumerate(zip(self.bounds[:-1], self.bounds[1:], strict=True)):
+            d = root / f"shard_{s:05d}"
+            d.mkdir()
+            shape = (hi - lo, layout.T, layout.n_fields)
+            arrays = {
+                "values": np.lib.format.open_memmap(d / "values.npy", "w+", np.float32, shape),
+                "presence": np.lib.format.open_memmap(d / "presence.npy", "w+", np.uint8, shape),
+            }
+            if n_vec:
+                arrays["vectors"] = np.lib.format.open_memmap(
+                    d / "vectors.npy", "w+", np.float16, (hi - lo, layout.T, n_vec, vector_dim)
+                )
+            self.shards.append((d.name, lo, hi, arrays))
+
+    def write(self, p: Placements, values: np.ndarray, vectors: np.ndarray | None) -> None:
+        order = np.argsort(p.window, kind="stable")
+        window, slot, fld, row = p.window[order], p.slot[order], p.field[order], p.row[order]
+        cuts = np.searchsorted(window, self.bounds)
+        for (_, lo, _, arrays), a, b in zip(self.shards, cuts[:-1], cuts[1:], strict=True):
+            if a == b:
+                continue
+            n, j, f, r = window[a:b] - lo, slot[a:b], fld[a:b], row[a:b]
+            arrays["presence"][n, j, f] = 1
+            is_vec = self.vector_slot[f] >= 0
+            scalar = ~is_vec
+            arrays["values"][n[scalar], j[scalar], f[scalar]] = values[r[scalar]]
+            if vectors is not None and is_vec.any():
+                arrays["vectors"][n[is_vec], j[is_vec], self.vector_slot[f[is_vec]]] = vectors[
+                    r[is_vec]
+                ]
+
+    def flush(self) -> list[dict[str, object]]:
+        out = []
+        for name, lo, hi, arrays in self.shards:
+            for array in arrays.values():
+                array.flush()
+            out.append({"dir": name, "first": lo, "end": hi})
+        return out
+
+
+def materialize_canvas(
+    warehouse: Warehouse,
+    layout: CanvasLayout,
+    out_dir: str | Path,
+    *,
+    start: dt.datetime | dt.date | str,
+    end: dt.datetime | dt.date | str,
+    train_end: dt.datetime | dt.date | str | None = None,
+    val_end: dt.datetime | dt.date | str | None = None,
+    sources: list[str] | None = None,
+    shard_windows: int = 1024,
+) -> CanvasManifest:
+    """Materialize point-in-time windows of `layout` from the warehouse into `out_dir`.
+
+    Windows end at every step from start+T-1 to end; a window ending at step e sees only
+    values known by the end of that step. Splits are by window end date (default 70% /
+    15% / 15%); normalisation statistics come from the training period only.
+    """
+    started = time.perf_counter()
+    T = layout.T
+    edges = step_edges(start, end, layout.step)
+    n_windows = len(edges) - T
+    if n_windows < 1:
+        raise ValueError(
+            f"{start} .. {end} has {len(edges) - 1} steps of {layout.step}; a window needs T={T}"
+        )
+    start_ts = edges[0].astype(dt.datetime)
+    default_train, default_val = _default_split(edges, T)
+    train_end_ts = as_timestamp(train_end) if train_end else default_train
+    val_end_ts = as_timestamp(val_end) if val_end else default_val
+    if not start_ts < train_end_ts <= val_end_ts:
+        raise ValueError(
+            f"need start < train_end <= val_end, got {start_ts}, {train_end_ts}, {val_end_ts}"
+        )
+    window_end = edges[T - 1 : -1]
+    split_at = np.searchsorted(
+        window_end, np.array([train_end_ts, val_end_ts], dtype="datetime64[us]"), side="right"
+    )
+    splits = {
+        "train": [0, int(split_at[0])],
+        "val": [int(split_at[0]), int(split_at[1])],
+        "test": [int(split_at[1]), n_windows],
+    }
+
+    stats = _stats(warehouse, layout, start_ts, train_end_ts, sources)
+    mean = np.array([stats[p]["mean"] for p in layout.paths], dtype=np.float64)
+    std = np.array([stats[p]["std"] for p in layout.paths], dtype=np.float64)
+    vector_dim = max((layout.fields[i].dimension for i in layout.vector_fields), default=0)
+    extra, params = _field_filter(sources)
+    window_params = {
+        "lo": edges[0].astype(dt.datetime),
+        "hi": edges[-1].astype(dt.datetime),
+        **params,
+    }
+    counts = dict(
+        warehouse.sql(
+            "SELECT field_path, count(*) FROM observations WHERE observed_at >= $lo AND "
+            f"observed_at < $hi AND known_at < $hi{extra} GROUP BY field_path",
+            window_params,
+        ).iter_rows()
+    )
+
+    out_dir = Path(out_dir)
+    staging = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex[:8]}")
+    staging.mkdir(parents=True)
+    try:
+        writer = _ShardWriter(staging, layout, n_windows, shard_windows, vector_dim)
+        np.save(staging / "window_end.npy", window_end)
+        total = 0
+        chunks = _chunks(counts, [p for p in layout.paths if counts.get(p)], T)
+        for i, chunk in enumerate(chunks, 1):
+            rows = warehouse.sql(
+                "SELECT field_path, observed_at, known_at, value, vector FROM observations "
+                "WHERE list_contains($fields, field_path) AND observed_at >= $lo AND "
+                f"observed_at < $hi AND known_at < $hi{extra}",
+                {"fields": chunk, **window_params},
+            )
+            total += len(rows)
+            f_idx = rows["field_path"].replace_strict(layout.index, return_dtype=pl.Int64)
+            f_idx = f_idx.to_numpy()
+            placements = place(
+                f_idx, rows["observed_at"].to_numpy(), rows["known_at"].to_numpy(), edges, T
+            )
+            values = ((rows["value"].fill_null(0.0).to_numpy() - mean[f_idx]) / std[f_idx]).astype(
+                np.float32
+            )
+            vectors = None
+            if layout.vector_fields and rows["vector"].null_count() < len(rows):
+                vectors = _vector_matrix(rows["vector"], vector_dim)
+            writer.write(placements, values, vectors)
+            log.info(
+                "canvas: chunk %d/%d, %d fields, %d rows, %d placements",
+                i,
+                len(chunks),
+                len(chunk),
+                len(rows),
+                len(placements),
+            )
+        manifest = CanvasManifest(
+            layout_hash=layout.layout_hash(),
+            fields=layout.paths,
+            vector_fields=[layout.paths[i] for i in layout.vector_fields],
+            vector_dim=vector_dim,
+            T=T,
+            step=layout.step,
+            n_windows=n_windows,
+            start=str(edges[0]),
+            end=str(edges[-1]),
+            splits=splits,
+            split_dates={"train_end": str(train_end_ts), "val_end": str(val_end_ts)},
+            stats=stats,
+            shards=writer.flush(),
+            sources=sources,
+            observations=total,
+        )
+        manifest.save(staging)
+        previous = out_dir.with_name(f".{out_dir.name}.old")
+        if out_dir.exists():
+            out_dir.rename(previous)
+        staging.rename(out_dir)
+        shutil.rmtree(previous, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info(
+        "canvas: %d windows x %d steps x %d fields from %d rows in %.1fs",
+        n_windows,
+        T,
+        layout.n_fields,
+        total,
+        time.perf_counter() - started,
+    )
+    return manifest
+
+
+def _vector_matrix(column: pl.Series, dim: int) -> np.ndarray:
+    """A (rows, dim) float16 matrix from a list column (null rows and short lists padded)."""
+    pad = pl.lit([0.0] * dim, dtype=pl.List(pl.Float32))
+    padded = pl.select(column.fill_null([]).list.concat(pad).list.head(dim)).to_series()
+    return padded.explode().to_numpy().astype(np.float16).reshape(len(column), dim)
