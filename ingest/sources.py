@@ -18,6 +18,7 @@ from typing import Literal
 
 from ingest.base import FetchResult, RetryPolicy, SourceError
 from ingest.synthetic import SyntheticWorld, SyntheticWorldConfig, generate_world
+from warehouse.schema import firm_entity
 
 Mode = Literal["synthetic", "recorded", "live"]
 SOURCES: tuple[str, ...] = ("fred", "yahoo", "pmi", "earnings", "news")
@@ -106,7 +107,7 @@ def _recorded(source: str, settings: SourceSettings) -> FetchResult:
     if source == "earnings":
         from ingest.earnings import load_earnings_recorded
 
-        return load_earnings_recorded(root)
+        return load_earnings_recorded(root, tickers=list(settings.tickers))
     if source == "pmi":
         from ingest.pmi import pmi_adapter
 
@@ -152,15 +153,31 @@ NEWS_FIELDS = ("narratives.news.embedding", "narratives.news.volume", "narrative
 
 
 def expected_fields(source: str, settings: SourceSettings) -> list[str]:
-    """The field paths a source should fill in the configured mode."""
+    """The field paths a source should fill in the configured mode (for asset checks)."""
     if source == "news":
         return list(NEWS_FIELDS)
     if settings.mode == "synthetic":
-        return (
-            synthetic_world(settings.synthetic_config)
-            .sources[source]["field_path"]
-            .unique()
-            .sort()
-            .to_list()
-        )
-    raise NotImplementedError
+        frame = synthetic_world(settings.synthetic_config).sources[source]
+        return sorted(frame["field_path"].unique())
+    root = Path(settings.recorded_dir) if settings.mode == "recorded" else None
+    if source == "fred":
+        from ingest.fred import FRED_SERIES
+
+        if root is None:
+            return sorted({s.field_path for s in FRED_SERIES if s.primary})
+        files = {p.stem for p in (root / "macro" / "fred").glob("*.csv")}
+        return sorted({s.field_path for s in FRED_SERIES if s.series_id in files})
+    if source == "yahoo":
+        from ingest.yahoo import INSTRUMENTS, symbol_from_filename
+
+        if root is None:
+            return sorted({p for i in INSTRUMENTS for p in i.paths})
+        symbols = {symbol_from_filename(p.stem) for p in (root / "market").rglob("*.csv")}
+        return sorted({p for i in INSTRUMENTS if i.symbol in symbols for p in i.paths})
+    if source == "earnings":
+        from ingest.earnings import FIELDS
+
+        return sorted(f"{firm_entity(t)}.earnings.{f}" for t in settings.tickers for f in FIELDS)
+    from ingest.pmi import MANUFACTURING, SERVICES
+
+    return [f"{MANUFACTURING}.pmi", f"{SERVICES}.pmi"]
