@@ -4,6 +4,8 @@ Output directory:
 
     manifest.json              layout hash, field order, normalisation stats, dates, splits
     window_end.npy             (N,) datetime64[us] start of each window's last step
+    edges.npy                  (S+1,) datetime64[us] step boundaries; window n covers steps
+                               n .. n+T-1 and sees what was known by edges[n+T]
     shard_00000/values.npy     (n, T, F) float32, normalised; 0 where absent
     shard_00000/presence.npy   (n, T, F) uint8, 1 where a value was known by the cutoff
     shard_00000/vectors.npy    (n, T, V, D) float16, vector fields (if the layout has any)
@@ -261,6 +263,7 @@ def materialize_canvas(
     try:
         writer = _ShardWriter(staging, layout, n_windows, shard_windows, vector_dim)
         np.save(staging / "window_end.npy", window_end)
+        np.save(staging / "edges.npy", edges)
         total = 0
         chunks = _chunks(counts, [p for p in layout.paths if counts.get(p)], T)
         for i, chunk in enumerate(chunks, 1):

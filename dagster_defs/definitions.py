@@ -6,8 +6,9 @@ import os
 
 import dagster as dg
 
+from dagster_defs.canvas_assets import canvas_tensors, presence_matches_warehouse
 from dagster_defs.ingest_assets import ingest_assets, ingest_checks, warehouse_parquet
-from dagster_defs.resources import SourcesResource, WarehouseResource
+from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
 
 
 def _sources_from_env() -> SourcesResource:
@@ -29,11 +30,12 @@ ingest_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, warehouse_parquet],
-    asset_checks=ingest_checks,
+    assets=[*ingest_assets, warehouse_parquet, canvas_tensors],
+    asset_checks=[*ingest_checks, presence_matches_warehouse],
     jobs=[ingest_job],
     resources={
         "warehouse": WarehouseResource(path=os.environ.get("GUWM_WAREHOUSE")),
         "sources": _sources_from_env(),
+        "artifacts": ArtifactsResource(root=os.environ.get("GUWM_ARTIFACTS")),
     },
 )

@@ -6,7 +6,7 @@ import time
 import dagster as dg
 
 from dagster_defs.definitions import defs
-from dagster_defs.resources import SourcesResource, WarehouseResource
+from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
 from warehouse.cli import print_table
 
 COVERAGE_SQL = """\
@@ -44,6 +44,7 @@ def run_demo(
         path=str(warehouse_path) if warehouse_path else os.environ.get("GUWM_WAREHOUSE")
     )
     sources = SourcesResource(mode="synthetic", start_date=start, end_date=end, seed=seed)
+    artifacts = ArtifactsResource(root=str(warehouse.open().path.parent / "artifacts"))
     graph = defs.resolve_asset_graph()
     print(
         f"materializing {len(list(graph.asset_nodes))} assets (synthetic world {start} .. "
@@ -52,8 +53,14 @@ def run_demo(
     started = time.perf_counter()
     result = dg.materialize(
         [*defs.assets, *defs.asset_checks],
-        resources={**defs.resources, "warehouse": warehouse, "sources": sources},
+        resources={
+            **defs.resources,
+            "warehouse": warehouse,
+            "sources": sources,
+            "artifacts": artifacts,
+        },
         raise_on_error=True,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
     for event in result.get_asset_materialization_events():
         metadata = {k: v.value for k, v in event.materialization.metadata.items()}
@@ -61,6 +68,14 @@ def run_demo(
             f"{metadata['rows_in']:>8,} rows: {metadata['rows_inserted']:,} new, "
             f"{metadata['rows_revised']:,} restated, {metadata['rows_unchanged']:,} unchanged"
             if "rows_in" in metadata
+            else metadata.get("shape", "")
+            + (
+                f", coverage {metadata['coverage_pct']}% ({metadata['fields_observed']} fields "
+                f"observed)"
+                if "coverage_pct" in metadata
+                else ""
+            )
+            if "shape" in metadata
             else ", ".join(f"{k}={v}" for k, v in metadata.items() if isinstance(v, int | float))
         )
         print(f"  {event.asset_key.to_user_string():<24} {detail}")

@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from ingest.sources import DEFAULT_TICKERS, SourceSettings
+from warehouse.paths import default_warehouse_path
 from warehouse.store import Warehouse
 
 
@@ -45,3 +46,15 @@ class SourcesResource(dg.ConfigurableResource):
             fred_api_key=self.fred_api_key,
             news_path=Path(self.news_path) if self.news_path else None,
         )
+
+
+class ArtifactsResource(dg.ConfigurableResource):
+    """Where canvases, checkpoints and reports are written (default: beside the warehouse)."""
+
+    root: str | None = None
+
+    def path(self, *parts: str) -> Path:
+        base = Path(self.root) if self.root else default_warehouse_path().parent / "artifacts"
+        target = base.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
