@@ -1,8 +1,8 @@
 """Run every benchmark and write bench/results/report.md and report.json.
 
-    python -m bench            # full sizes
-    python -m bench --quick    # small sizes, a smoke run
-    python -m bench --only ingest
+python -m bench            # full sizes
+python -m bench --quick    # small sizes, a smoke run
+python -m bench --only ingest
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.common import BenchResult, machine
 
-BENCHMARKS = {"ingest": "bench.ingest_bench"}
+BENCHMARKS = {"ingest": "bench.ingest_bench", "canvas": "bench.canvas_bench"}
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -29,17 +29,25 @@ def render_markdown(results: list[BenchResult], host: str, when: str) -> str:
     ]
     for res in results:
         for m in res.measurements:
-            base = (f"{m.baseline_name}: {m.baseline_value:,.3g} {m.unit}"
-                    if m.baseline_value is not None else "")
+            base = (
+                f"{m.baseline_name}: {m.baseline_value:,.3g} {m.unit}"
+                if m.baseline_value is not None
+                else ""
+            )
             ratio = f"{m.ratio:.2f}x" if m.ratio is not None else ""
-            lines.append(f"| {res.benchmark} | {m.name} | {m.value:,.3g} {m.unit} | {base} | "
-                         f"{ratio} | {m.note} |")
+            lines.append(
+                f"| {res.benchmark} | {m.name} | {m.value:,.3g} {m.unit} | {base} | "
+                f"{ratio} | {m.note} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS))
     args = parser.parse_args()
@@ -54,11 +62,23 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     report = render_markdown(results, host, when)
     (RESULTS / "report.md").write_text(report)
-    (RESULTS / "report.json").write_text(json.dumps(
-        {"machine": host, "when": when, "quick": args.quick,
-         "results": [{"benchmark": r.benchmark,
-                      "measurements": [{**m.__dict__, "ratio": m.ratio} for m in r.measurements]}
-                     for r in results]}, indent=2))
+    (RESULTS / "report.json").write_text(
+        json.dumps(
+            {
+                "machine": host,
+                "when": when,
+                "quick": args.quick,
+                "results": [
+                    {
+                        "benchmark": r.benchmark,
+                        "measurements": [{**m.__dict__, "ratio": m.ratio} for m in r.measurements],
+                    }
+                    for r in results
+                ],
+            },
+            indent=2,
+        )
+    )
     print(report)
 
 

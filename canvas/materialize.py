@@ -170,21 +170,30 @@ class _ShardWriter:
             self.shards.append((d.name, lo, hi, arrays))
 
     def write(self, p: Placements, values: np.ndarray, vectors: np.ndarray | None) -> None:
-        order = np.argsort(p.window, kind="stable")
-        window, slot, fld, row = p.window[order], p.slot[order], p.field[order], p.row[order]
-        cuts = np.searchsorted(window, self.bounds)
+        T, F = self.layout.T, self.layout.n_fields
+        flat = (p.window.astype(np.int64) * T + p.slot) * F + p.field
+        if len(self.shards) > 1:  # group by shard: a radix sort of small shard ids
+            shard_id = np.searchsorted(self.bounds[1:], p.window, side="right").astype(np.uint16)
+            order = np.argsort(shard_id, kind="stable")
+            flat, rows, shard_id = flat[order], p.row[order], shard_id[order]
+            cuts = np.searchsorted(shard_id, np.arange(len(self.shards) + 1))
+        else:
+            rows, cuts = p.row, np.array([0, len(flat)])
+        is_vector = self.vector_slot >= 0
         for (_, lo, _, arrays), a, b in zip(self.shards, cuts[:-1], cuts[1:], strict=True):
             if a == b:
                 continue
-            n, j, f, r = window[a:b] - lo, slot[a:b], fld[a:b], row[a:b]
-            arrays["presence"][n, j, f] = 1
-            is_vec = self.vector_slot[f] >= 0
-            scalar = ~is_vec
-            arrays["values"][n[scalar], j[scalar], f[scalar]] = values[r[scalar]]
-            if vectors is not None and is_vec.any():
-                arrays["vectors"][n[is_vec], j[is_vec], self.vector_slot[f[is_vec]]] = vectors[
-                    r[is_vec]
-                ]
+            local, r = flat[a:b] - lo * T * F, rows[a:b]
+            arrays["presence"].reshape(-1)[local] = 1
+            vec = is_vector[local % F]
+            if not vec.any():
+                arrays["values"].reshape(-1)[local] = values[r]
+                continue
+            arrays["values"].reshape(-1)[local[~vec]] = values[r[~vec]]
+            if vectors is not None:
+                cell, f = np.divmod(local[vec], F)
+                n, j = np.divmod(cell, T)
+                arrays["vectors"][n, j, self.vector_slot[f]] = vectors[r[vec]]
 
     def flush(self) -> list[dict[str, object]]:
         out = []

@@ -1,0 +1,192 @@
+"""Materialized canvas shards (see :mod:`canvas.materialize`) as a torch Dataset.
+
+    loader = build_shard_dataloader("canvas/", bound, split="train", batch_size=32)
+
+Every shard's arrays are opened with ``np.load(mmap_mode="r")``: nothing is read until a
+batch is gathered. A global window index maps to (shard, local index); ``__getitems__``
+gathers a whole batch by fancy indexing per shard into one contiguous array and returns
+the batch contract of :mod:`canvas.dataset` (values, presence, target_weight,
+presence_mask, [vectors,] window_end), with ``target_weight = presence x
+layout.loss_weights``. Pickling (DataLoader workers under spawn) sends the directory, not
+the data; every worker maps the files again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from canvas.dataset import Batch, Split, collate_batch
+from canvas.layout import CanvasLayout
+from canvas.materialize import CanvasManifest
+from warehouse.schema import default_schema
+
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
+
+
+class LayoutMismatchError(ValueError):
+    """The shards were materialized for a different layout than the model's."""
+
+
+class _Normalised(Protocol):
+    @property
+    def mean(self) -> np.ndarray: ...
+
+    @property
+    def std(self) -> np.ndarray: ...
+
+
+class ShardDataset(Dataset):
+    """Windows of one split (``None``: all) of a materialized canvas directory.
+
+    With `layout`, the manifest's layout hash must match ``layout.layout_hash()``.
+    Without it, the layout is rebuilt from the manifest's fields (default schema) on
+    compile_layout's default grid (near-square, 4 vector slots), unchecked.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        split: Split | None = "train",
+        layout: CanvasLayout | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.manifest = CanvasManifest.load(self.directory)
+        if layout is not None and layout.layout_hash() != self.manifest.layout_hash:
+            raise LayoutMismatchError(
+                f"shards at {self.directory} were made with layout {self.manifest.layout_hash}, "
+                f"model expects {layout.layout_hash()}; materialize the canvas again with the "
+                "model's layout"
+            )
+        if split is not None and split not in self.manifest.splits:
+            raise ValueError(f"split must be one of {sorted(self.manifest.splits)} or None")
+        self.layout = layout or _rebuild_layout(self.manifest)
+        self.split = split
+        first, end = self.manifest.splits[split] if split else (0, self.manifest.n_windows)
+        self.first, self.end = int(first), int(end)
+        self._loss_weights = self.layout.loss_weights
+        self._open()
+
+    def _open(self) -> None:
+        """Memory-map every shard and the window end dates."""
+        self._starts = np.array([s["first"] for s in self.manifest.shards], dtype=np.int64)
+        self._arrays: list[dict[str, np.ndarray]] = []
+        for shard in self.manifest.shards:
+            d = self.directory / str(shard["dir"])
+            names = ["values", "presence"] + (["vectors"] if self.manifest.vector_fields else [])
+            self._arrays.append({n: np.load(d / f"{n}.npy", mmap_mode="r") for n in names})
+        ends = np.load(self.directory / "window_end.npy", mmap_mode="r")
+        self._window_days = np.asarray(ends).astype("datetime64[D]").astype(np.int64)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for name in ("_arrays", "_starts", "_window_days"):
+            del state[name]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._open()
+
+    @property
+    def mean(self) -> np.ndarray:
+        """(F,) normalisation means (the manifest's)."""
+        return self.manifest.mean
+
+    @property
+    def std(self) -> np.ndarray:
+        """(F,) normalisation standard deviations (the manifest's)."""
+        return self.manifest.std
+
+    def __len__(self) -> int:
+        return self.end - self.first
+
+    def gather(self, indices: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+        """The raw stored arrays of split-local windows `indices`, as contiguous copies."""
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
+            raise IndexError(f"window index out of range for {len(self)} windows")
+        glob = self.first + np.where(idx < 0, idx + len(self), idx)
+        shard = np.searchsorted(self._starts, glob, side="right") - 1
+        local = glob - self._starts[shard]
+        out = {
+            name: np.empty((len(idx), *array.shape[1:]), dtype=array.dtype)
+            for name, array in self._arrays[0].items()
+        }
+        for s in np.unique(shard):
+            rows = np.flatnonzero(shard == s)
+            for name, array in self._arrays[s].items():
+                out[name][rows] = array[local[rows]]
+        out["window_end"] = self._window_days[glob]
+        return out
+
+    def __getitems__(self, indices: Sequence[int]) -> Batch:
+        """A collated batch (the contract of :mod:`canvas.dataset`)."""
+        raw = self.gather(indices)
+        presence = raw["presence"].astype(np.float32)
+        batch = {
+            "values": torch.from_numpy(raw["values"]),
+            "presence": torch.from_numpy(presence),
+            "target_weight": torch.from_numpy(presence * self._loss_weights),
+            "presence_mask": torch.from_numpy(self.layout.expand(presence)),
+            "window_end": torch.from_numpy(raw["window_end"]),
+        }
+        if "vectors" in raw:
+            batch["vectors"] = torch.from_numpy(raw["vectors"].astype(np.float32))
+        return batch
+
+    def __getitem__(self, index: int) -> Batch:
+        """One window: the batch contract without the batch dimension."""
+        return {k: v[0] for k, v in self.__getitems__([index]).items()}
+
+
+def build_shard_dataloader(
+    directory: str | Path,
+    layout: CanvasLayout,
+    split: Split | None = "train",
+    batch_size: int = 32,
+    shuffle: bool = True,
+    num_workers: int = 0,
+    *,
+    drop_last: bool = False,
+    generator: torch.Generator | None = None,
+) -> DataLoader:
+    """A DataLoader over one split of materialized shards, checked against `layout`."""
+    return DataLoader(
+        ShardDataset(directory, split=split, layout=layout),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        drop_last=drop_last,
+        collate_fn=collate_batch,
+        generator=generator,
+    )
+
+
+def denormalise(values: ArrayT, manifest: CanvasManifest | _Normalised) -> ArrayT:
+    """Normalised values (..., F) back in field units: values x std + mean.
+
+    `manifest` is a CanvasManifest or anything with (F,) `mean` and `std` (a
+    ShardDataset or HeterogeneousDataset). Absent positions come back as the mean.
+    """
+    mean, std = np.asarray(manifest.mean), np.asarray(manifest.std)
+    if isinstance(values, torch.Tensor):
+        mean_t = torch.as_tensor(mean, dtype=values.dtype, device=values.device)
+        std_t = torch.as_tensor(std, dtype=values.dtype, device=values.device)
+        return values * std_t + mean_t
+    return values * std + mean
+
+
+def _rebuild_layout(manifest: CanvasManifest) -> CanvasLayout:
+    """The manifest's fields on compile_layout's default grid (default schema)."""
+    schema = default_schema()
+    fields = tuple(schema.field(path) for path in manifest.fields)
+    n_slots = sum(4 if f.is_vector else 1 for f in fields)
+    width = int(np.ceil(np.sqrt(n_slots)))
+    return CanvasLayout(
+        fields, T=manifest.T, H=-(-n_slots // width), W=width, d_model=64, step=manifest.step
+    )
