@@ -109,3 +109,24 @@ def place(
         field=cp_f.astype(np.int32)[rep],
         row=cp_row[rep],
     )
+
+
+def split_bounds(
+    edges: np.ndarray, T: int, train_end: dt.datetime | None, val_end: dt.datetime | None
+) -> dict[str, tuple[int, int]]:
+    """[first, end) window ranges of train / val / test by each window's cutoff.
+
+    A window belongs to train when everything it can see was known by `train_end`
+    (its cutoff edges[n+T] <= train_end), so no training window looks past it.
+    """
+    cutoffs = edges[T:]
+    n = len(cutoffs)
+    train_cut, val_cut = (
+        int(np.searchsorted(cutoffs, np.datetime64(t, "us"), side="right")) if t else n
+        for t in (train_end, val_end)
+    )
+    return {
+        "train": (0, train_cut),
+        "val": (train_cut, max(train_cut, val_cut)),
+        "test": (max(train_cut, val_cut), n),
+    }

@@ -56,7 +56,7 @@ import polars as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
-from canvas.align import place, step_edges
+from canvas.align import place, split_bounds, step_edges
 from canvas.layout import CanvasLayout
 from canvas.spec import DatasetSpec
 from warehouse.store import as_timestamp
@@ -186,9 +186,8 @@ class HeterogeneousDataset(Dataset):
             v = ~scalar
             vectors[p.window[v], p.slot[v], self._vector_slot[p.field[v]]] = pooled.vector[p.row[v]]
 
-        ends_all = edges[T - 1 : -1]
         keep = source_of.reshape(n_windows, -1).any(axis=1) & self._split_mask(
-            ends_all, split, train_ts, val_ts
+            edges, T, split, train_ts, val_ts
         )
         if not keep.any():
             raise ValueError(
@@ -198,7 +197,7 @@ class HeterogeneousDataset(Dataset):
         self._values = values[keep]
         self._source = source_of[keep]
         self._vectors = vectors[keep] if vectors is not None else None
-        self.window_end: np.ndarray = ends_all[keep]
+        self.window_end: np.ndarray = edges[T - 1 : -1][keep]
         self._window_days = self.window_end.astype("datetime64[D]").astype(np.int64)
         self._target_weight = weights[self._source, np.arange(layout.n_fields)]
 
@@ -283,9 +282,10 @@ class HeterogeneousDataset(Dataset):
         if train_end is not None:
             frame = frame.filter(pl.col("known_at") <= train_end)
         per_field = (
-            frame.group_by("field", "observed_at")
-            .agg(pl.col("value").sort_by("known_at").last())
-            .group_by("field")
+            frame.sort("field", "observed_at", "known_at")
+            .group_by("field", "observed_at", maintain_order=True)
+            .agg(pl.col("value").last())
+            .group_by("field", maintain_order=True)
             .agg(
                 pl.col("value").mean().alias("mean"),
                 pl.col("value").std(ddof=0).alias("std"),
@@ -306,19 +306,15 @@ class HeterogeneousDataset(Dataset):
 
     @staticmethod
     def _split_mask(
-        ends: np.ndarray,
+        edges: np.ndarray,
+        T: int,
         split: Split | None,
         train_end: dt.datetime | None,
         val_end: dt.datetime | None,
     ) -> np.ndarray:
-        """Windows of `split` by end date: train <= train_end < val <= val_end < test."""
-        n = len(ends)
-        train_cut, val_cut = (
-            int(np.searchsorted(ends, np.datetime64(t, "us"), side="right")) if t else n
-            for t in (train_end, val_end)
-        )
-        bounds = {None: (0, n), "train": (0, train_cut), "val": (train_cut, val_cut)}
-        lo, hi = bounds.get(split, (val_cut, n))
+        """Windows of `split` (see canvas.align.split_bounds); all windows for None."""
+        n = len(edges) - T
+        lo, hi = split_bounds(edges, T, train_end, val_end)[split] if split else (0, n)
         mask = np.zeros(n, dtype=bool)
         mask[lo:hi] = True
         return mask
@@ -535,7 +531,7 @@ def _is_scalar(column: pl.Series) -> bool:
 def _vectors(column: pl.Series | None, n: int) -> pl.Series:
     """A List(Float32) `vector` column from a list/array column, or n nulls."""
     if column is None:
-        return pl.Series("vector", [None] * n, dtype=pl.List(pl.Float32))
+        return pl.repeat(None, n, dtype=pl.List(pl.Float32), eager=True).alias("vector")
     if isinstance(column.dtype, pl.Array):
         column = column.arr.to_list()
     return column.cast(pl.List(pl.Float32)).alias("vector")
@@ -546,7 +542,7 @@ def _vector_matrix(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(n, dim) float32 vectors (zero-padded) and which rows have one; lengths checked."""
     lengths = column.list.len().fill_null(0).to_numpy().astype(np.int64)
-    expected = np.array([layout.fields[f].dimension for f in field], dtype=np.int64)
+    expected = np.array([f.dimension for f in layout.fields], dtype=np.int64)[field]
     bad = (lengths > 0) & (lengths != expected)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -554,7 +550,12 @@ def _vector_matrix(
             f"dataset '{source}': {bad.sum()} vectors of the wrong length, e.g. "
             f"{layout.paths[field[i]]} has {lengths[i]} values, its dimension is {expected[i]}"
         )
-    flat = column.filter(column.list.len() > 0).explode().cast(pl.Float32).to_numpy()
+    flat = (
+        column.filter(column.list.len() > 0)
+        .explode(empty_as_null=False)
+        .cast(pl.Float32)
+        .to_numpy()
+    )
     out = np.zeros((len(column), dim), dtype=np.float32)
     rows = np.repeat(np.arange(len(column)), lengths)
     cols = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)

@@ -146,7 +146,25 @@ class CanvasLayout:
             "step": self.step,
             "positions": self.n_positions,
             "occupied_per_step": self.n_slots,
+            "vector_slots": self.vector_slots,
         }
+
+    @classmethod
+    def from_description(
+        cls, paths: list[str], description: dict, schema: Schema | None = None
+    ) -> CanvasLayout:
+        """Rebuild a layout from its field paths and `describe()` output."""
+        schema = schema or default_schema()
+        T, H, W = description["grid"]
+        return cls(
+            tuple(schema.field(p) for p in paths),
+            T=T,
+            H=H,
+            W=W,
+            d_model=description["d_model"],
+            step=description["step"],
+            vector_slots=description["vector_slots"],
+        )
 
     def render_png(self, path: str | Path, *, title: str | None = None) -> Path:
         """One time step of the canvas as a PNG, positions coloured by field group."""

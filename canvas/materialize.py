@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from canvas.align import Placements, place, step_edges
+from canvas.align import Placements, place, split_bounds, step_edges
 from canvas.layout import CanvasLayout
 from warehouse.store import Warehouse, as_timestamp
 
@@ -43,6 +43,7 @@ class CanvasManifest:
     """What a set of canvas shards holds; everything needed to read and de-normalise it."""
 
     layout_hash: str
+    layout: dict[str, object]  # grid, step, d_model, vector_slots: enough to rebuild it
     fields: list[str]
     vector_fields: list[str]
     vector_dim: int
@@ -79,9 +80,10 @@ class CanvasManifest:
 
 
 def _default_split(edges: np.ndarray, T: int) -> tuple[dt.datetime, dt.datetime]:
-    ends = edges[T - 1 : -1]
-    train_end = ends[int(len(ends) * 0.7)]
-    val_end = ends[int(len(ends) * 0.85)]
+    """70% / 15% / 15% of the windows, cut at window cutoffs."""
+    cutoffs = edges[T:]
+    train_end = cutoffs[int((len(cutoffs) - 1) * 0.7)]
+    val_end = cutoffs[int((len(cutoffs) - 1) * 0.85)]
     return train_end.astype(dt.datetime), val_end.astype(dt.datetime)
 
 
@@ -239,14 +241,7 @@ def materialize_canvas(
             f"need start < train_end <= val_end, got {start_ts}, {train_end_ts}, {val_end_ts}"
         )
     window_end = edges[T - 1 : -1]
-    split_at = np.searchsorted(
-        window_end, np.array([train_end_ts, val_end_ts], dtype="datetime64[us]"), side="right"
-    )
-    splits = {
-        "train": [0, int(split_at[0])],
-        "val": [int(split_at[0]), int(split_at[1])],
-        "test": [int(split_at[1]), n_windows],
-    }
+    splits = {k: list(v) for k, v in split_bounds(edges, T, train_end_ts, val_end_ts).items()}
 
     stats = _stats(warehouse, layout, start_ts, train_end_ts, sources)
     mean = np.array([stats[p]["mean"] for p in layout.paths], dtype=np.float64)
@@ -305,6 +300,7 @@ def materialize_canvas(
             )
         manifest = CanvasManifest(
             layout_hash=layout.layout_hash(),
+            layout=layout.describe(),
             fields=layout.paths,
             vector_fields=[layout.paths[i] for i in layout.vector_fields],
             vector_dim=vector_dim,

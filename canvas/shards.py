@@ -13,6 +13,7 @@ the data; every worker maps the files again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -23,7 +24,6 @@ from torch.utils.data import DataLoader, Dataset
 from canvas.dataset import Batch, Split, collate_batch
 from canvas.layout import CanvasLayout
 from canvas.materialize import CanvasManifest
-from warehouse.schema import default_schema
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
@@ -182,11 +182,11 @@ def denormalise(values: ArrayT, manifest: CanvasManifest | _Normalised) -> Array
 
 
 def _rebuild_layout(manifest: CanvasManifest) -> CanvasLayout:
-    """The manifest's fields on compile_layout's default grid (default schema)."""
-    schema = default_schema()
-    fields = tuple(schema.field(path) for path in manifest.fields)
-    n_slots = sum(4 if f.is_vector else 1 for f in fields)
-    width = int(np.ceil(np.sqrt(n_slots)))
-    return CanvasLayout(
-        fields, T=manifest.T, H=-(-n_slots // width), W=width, d_model=64, step=manifest.step
-    )
+    """The layout the shards were made with, rebuilt from the manifest and checked."""
+    layout = CanvasLayout.from_description(manifest.fields, manifest.layout)
+    if layout.layout_hash() != manifest.layout_hash:
+        raise LayoutMismatchError(
+            f"the manifest's layout rebuilds to {layout.layout_hash()}, not "
+            f"{manifest.layout_hash}: the schema changed since; pass the model's layout"
+        )
+    return layout
