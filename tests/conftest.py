@@ -22,3 +22,15 @@ def shared_data() -> Path:
     if not (root / "MANIFEST.md").is_file():
         pytest.skip(f"recorded data not found at {root} (set GUWM_RECORDED_DATA)")
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_user_data(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Nothing a test runs writes into the user's data directory."""
+    root = tmp_path_factory.mktemp("user_data")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GUWM_WAREHOUSE", str(root / "warehouse.duckdb"))
+    patch.setenv("GUWM_EMBEDDING_CACHE", str(root / "embedding_cache"))
+    patch.setenv("GUWM_ARTIFACTS", str(root / "artifacts"))
+    yield
+    patch.undo()
