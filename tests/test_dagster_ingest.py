@@ -89,3 +89,28 @@ def test_dagster_cli_validates_the_code_location():
     result = subprocess.run([str(dagster), "definitions", "validate", "-m", "dagster_defs"],
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_recorded_mode_loads_the_real_files(tmp_path, shared_data):
+    path = tmp_path / "wh.duckdb"
+    resources = {
+        "warehouse": WarehouseResource(path=str(path)),
+        "sources": SourcesResource(mode="recorded", recorded_dir=str(shared_data),
+                                   start_date="2015-01-01"),
+    }
+    sources = SCALAR_SOURCES  # recorded news (3k texts to embed) is covered in test_news
+    result = dg.materialize(_selection(sources), resources=resources)
+    assert result.success
+    stored = Warehouse(path).sql(
+        "SELECT source, count(*) AS n, count(DISTINCT field_path) AS fields, "
+        "min(epoch(known_at) - epoch(observed_at)) AS min_lag FROM observations "
+        "GROUP BY source ORDER BY 1")
+    assert stored["source"].to_list() == sorted(sources)  # real data: plain source names
+    by_source = {r["source"]: r for r in stored.iter_rows(named=True)}
+    assert by_source["fred"]["fields"] >= 45
+    assert by_source["yahoo"]["fields"] >= 15
+    assert by_source["earnings"]["fields"] >= 20
+    assert all(r["min_lag"] > 0 for r in by_source.values())
+    failed = [f"{c.asset_key.to_user_string()}:{c.check_name}"
+              for c in result.get_asset_check_evaluations() if not c.passed]
+    assert not [f for f in failed if "values_are_finite" in f or "expected_fields" in f], failed
