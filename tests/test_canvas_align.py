@@ -22,8 +22,11 @@ def reference(field, observed, known, edges, T):
         for j in range(T):
             b = e - T + 1 + j
             for f in set(field.tolist()):
-                rows = [r for r in range(len(field))
-                        if field[r] == f and step[r] == b and known[r] <= cutoff]
+                rows = [
+                    r
+                    for r in range(len(field))
+                    if field[r] == f and step[r] == b and known[r] <= cutoff
+                ]
                 if rows:
                     out[(e - T + 1, j, f)] = max(rows, key=lambda r: (observed[r], known[r]))
     return out
@@ -31,7 +34,8 @@ def reference(field, observed, known, edges, T):
 
 observations = st.lists(
     st.tuples(st.integers(0, 2), st.integers(-20, 380), st.integers(0, 120)),
-    min_size=0, max_size=40,
+    min_size=0,
+    max_size=40,
 )
 
 
@@ -42,8 +46,10 @@ def test_placements_match_brute_force(rows, T):
     observed = np.datetime64("2020-01-01", "us") + np.array([r[1] for r in rows]) * DAY
     known = observed + np.array([r[2] for r in rows]) * DAY
     p = place(field, observed, known, EDGES, T)
-    got = {(int(n), int(j), int(f)): int(r)
-           for n, j, f, r in zip(p.window, p.slot, p.field, p.row, strict=True)}
+    got = {
+        (int(n), int(j), int(f)): int(r)
+        for n, j, f, r in zip(p.window, p.slot, p.field, p.row, strict=True)
+    }
     expected = reference(field, observed, known, EDGES, T)
     # ties between identical (observed, known) rows may pick either; compare the timestamps
     assert got.keys() == expected.keys()

@@ -38,12 +38,14 @@ def world_warehouse(tmp_path_factory):
 def test_presence_matches_the_warehouse_in_every_window(world_warehouse, tmp_path):
     layout = compile_layout("country_us", "financial", T=6)
     out = tmp_path / "canvas"
-    manifest = materialize_canvas(world_warehouse, layout, out, start="2010-01-01",
-                                  end="2016-12-31", shard_windows=25)
+    manifest = materialize_canvas(
+        world_warehouse, layout, out, start="2010-01-01", end="2016-12-31", shard_windows=25
+    )
     assert manifest.n_windows == 84 - 6 + 1
     assert len(manifest.shards) == 4
-    problems, checked = verify_windows(world_warehouse, out,
-                                       windows=list(range(manifest.n_windows)))
+    problems, checked = verify_windows(
+        world_warehouse, out, windows=list(range(manifest.n_windows))
+    )
     assert problems == [] and checked == manifest.n_windows
     presence = load(out, "presence")
     assert presence.shape == (79, 6, layout.n_fields)
@@ -58,18 +60,35 @@ def test_presence_matches_the_warehouse_in_every_window(world_warehouse, tmp_pat
 
 def test_revisions_appear_only_after_their_release(tmp_path):
     wh = Warehouse(tmp_path / "wh.duckdb")
-    months = pl.datetime_range(dt.datetime(2020, 1, 1), dt.datetime(2020, 12, 1), "1mo",
-                               eager=True)
-    first = pl.DataFrame({"field_path": CPI, "observed_at": months,
-                          "value": [float(i) for i in range(12)],
-                          "known_at": months.dt.offset_by("1mo").dt.offset_by("12d")})
-    revision = pl.DataFrame({"field_path": [CPI], "observed_at": [dt.datetime(2020, 3, 1)],
-                             "value": [100.0], "known_at": [dt.datetime(2020, 7, 20)]})
+    months = pl.datetime_range(dt.datetime(2020, 1, 1), dt.datetime(2020, 12, 1), "1mo", eager=True)
+    first = pl.DataFrame(
+        {
+            "field_path": CPI,
+            "observed_at": months,
+            "value": [float(i) for i in range(12)],
+            "known_at": months.dt.offset_by("1mo").dt.offset_by("12d"),
+        }
+    )
+    revision = pl.DataFrame(
+        {
+            "field_path": [CPI],
+            "observed_at": [dt.datetime(2020, 3, 1)],
+            "value": [100.0],
+            "known_at": [dt.datetime(2020, 7, 20)],
+        }
+    )
     wh.ingest(pl.concat([first, revision]), source="fred", now=NOW)
     layout = compile_layout(CPI, T=6, include_latent=False)
     out = tmp_path / "canvas"
-    manifest = materialize_canvas(wh, layout, out, start="2020-01-01", end="2020-12-31",
-                                  train_end="2020-12-31", val_end="2020-12-31")
+    manifest = materialize_canvas(
+        wh,
+        layout,
+        out,
+        start="2020-01-01",
+        end="2020-12-31",
+        train_end="2020-12-31",
+        val_end="2020-12-31",
+    )
     values = load(out, "values")[..., 0] * manifest.std[0] + manifest.mean[0]
     presence = load(out, "presence")[..., 0]
     ends = np.load(out / "window_end.npy")
@@ -86,11 +105,12 @@ def test_revisions_appear_only_after_their_release(tmp_path):
 
 def test_quarterly_fields_are_not_forward_filled(world_warehouse, tmp_path):
     layout = compile_layout(GDP, T=12, include_latent=False)
-    materialize_canvas(world_warehouse, layout, tmp_path / "c", start="2010-01-01",
-                       end="2016-12-31")
+    materialize_canvas(
+        world_warehouse, layout, tmp_path / "c", start="2010-01-01", end="2016-12-31"
+    )
     presence = load(tmp_path / "c", "presence")[..., 0]
     ends = np.load(tmp_path / "c" / "window_end.npy")
-    months = (ends.astype("datetime64[M]").astype(int) % 12)
+    months = ends.astype("datetime64[M]").astype(int) % 12
     # slot j of window n is month (end - 11 + j): quarter starts only
     slot_month = (months[:, None] - 11 + np.arange(12)[None, :]) % 12
     assert presence[slot_month % 3 != 0].sum() == 0
@@ -100,15 +120,31 @@ def test_quarterly_fields_are_not_forward_filled(world_warehouse, tmp_path):
 def test_normalisation_uses_the_training_period_only(tmp_path):
     def build(late_value):
         wh = Warehouse(tmp_path / f"wh{late_value}.duckdb")
-        months = pl.datetime_range(dt.datetime(2018, 1, 1), dt.datetime(2020, 12, 1), "1mo",
-                                   eager=True)
+        months = pl.datetime_range(
+            dt.datetime(2018, 1, 1), dt.datetime(2020, 12, 1), "1mo", eager=True
+        )
         values = [1.0 + (i % 3) for i in range(len(months) - 6)] + [late_value] * 6
-        wh.ingest(pl.DataFrame({"field_path": CPI, "observed_at": months, "value": values,
-                                "known_at": months.dt.offset_by("40d")}), source="f", now=NOW)
-        return materialize_canvas(wh, compile_layout(CPI, T=3, include_latent=False),
-                                  tmp_path / f"c{late_value}", start="2018-01-01",
-                                  end="2020-12-31", train_end="2019-12-31",
-                                  val_end="2020-06-30")
+        wh.ingest(
+            pl.DataFrame(
+                {
+                    "field_path": CPI,
+                    "observed_at": months,
+                    "value": values,
+                    "known_at": months.dt.offset_by("40d"),
+                }
+            ),
+            source="f",
+            now=NOW,
+        )
+        return materialize_canvas(
+            wh,
+            compile_layout(CPI, T=3, include_latent=False),
+            tmp_path / f"c{late_value}",
+            start="2018-01-01",
+            end="2020-12-31",
+            train_end="2019-12-31",
+            val_end="2020-06-30",
+        )
 
     a, b = build(5.0), build(500.0)
     assert a.stats[CPI] == pytest.approx(b.stats[CPI])
@@ -129,11 +165,19 @@ def test_vector_fields_are_materialized(tmp_path):
     wh = Warehouse(tmp_path / "wh.duckdb")
     days = [dt.datetime(2021, 1, d) for d in (4, 5, 6)]
     vectors = [[float(i)] * 384 for i in range(3)]
-    wh.ingest(pl.DataFrame({"field_path": "narratives.news.embedding", "observed_at": days,
-                            "vector": vectors, "known_at": [d + dt.timedelta(hours=23)
-                                                            for d in days]},
-                           schema_overrides={"vector": pl.List(pl.Float32)}),
-              source="news", now=NOW)
+    wh.ingest(
+        pl.DataFrame(
+            {
+                "field_path": "narratives.news.embedding",
+                "observed_at": days,
+                "vector": vectors,
+                "known_at": [d + dt.timedelta(hours=23) for d in days],
+            },
+            schema_overrides={"vector": pl.List(pl.Float32)},
+        ),
+        source="news",
+        now=NOW,
+    )
     layout = compile_layout("narratives", T=3, step="1d", include_latent=False)
     out = tmp_path / "c"
     manifest = materialize_canvas(wh, layout, out, start="2021-01-04", end="2021-01-06")
@@ -143,12 +187,10 @@ def test_vector_fields_are_materialized(tmp_path):
     assert vec[0, :, 0, 0].tolist() == [0.0, 1.0, 2.0]
 
 
-def test_a_failed_run_leaves_the_previous_canvas_intact(world_warehouse, tmp_path,
-                                                       monkeypatch):
+def test_a_failed_run_leaves_the_previous_canvas_intact(world_warehouse, tmp_path, monkeypatch):
     layout = compile_layout("country_us", T=4)
     out = tmp_path / "canvas"
-    first = materialize_canvas(world_warehouse, layout, out, start="2012-01-01",
-                               end="2014-12-31")
+    first = materialize_canvas(world_warehouse, layout, out, start="2012-01-01", end="2014-12-31")
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -162,8 +204,9 @@ def test_a_failed_run_leaves_the_previous_canvas_intact(world_warehouse, tmp_pat
 
 def test_manifest_records_layout_and_splits(world_warehouse, tmp_path):
     layout = compile_layout("financial", T=6)
-    manifest = materialize_canvas(world_warehouse, layout, tmp_path / "c", start="2010-01-01",
-                                  end="2016-12-31")
+    manifest = materialize_canvas(
+        world_warehouse, layout, tmp_path / "c", start="2010-01-01", end="2016-12-31"
+    )
     assert manifest.layout_hash == layout.layout_hash()
     assert manifest.fields == layout.paths
     bounds = manifest.splits
@@ -171,5 +214,6 @@ def test_manifest_records_layout_and_splits(world_warehouse, tmp_path):
     assert bounds["train"][1] == bounds["val"][0] and bounds["val"][1] == bounds["test"][0]
     assert compile_layout("financial", "country_us", T=6).layout_hash() != layout.layout_hash()
     with pytest.raises(ValueError, match="a window needs T=6"):
-        materialize_canvas(world_warehouse, layout, tmp_path / "d", start="2010-01-01",
-                           end="2010-03-01")
+        materialize_canvas(
+            world_warehouse, layout, tmp_path / "d", start="2010-01-01", end="2010-03-01"
+        )

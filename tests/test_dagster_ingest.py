@@ -20,8 +20,7 @@ SCALAR_SOURCES = ("fred", "yahoo", "pmi", "earnings")
 def _selection(sources):
     names = {f"{s}_observations" for s in sources}
     assets = [a for a in ingest_assets if a.key.path[0] in names]
-    checks = [c for c in ingest_checks
-              if next(iter(c.check_keys)).asset_key.path[0] in names]
+    checks = [c for c in ingest_checks if next(iter(c.check_keys)).asset_key.path[0] in names]
     return [*assets, *checks]
 
 
@@ -44,7 +43,8 @@ def test_synthetic_ingest_fills_the_warehouse_and_checks_pass(tmp_path):
     result = dg.materialize(_selection(SCALAR_SOURCES), resources=_resources(path))
     assert result.success
     stored = Warehouse(path).sql(
-        "SELECT source, count(*) AS n FROM observations GROUP BY source ORDER BY source")
+        "SELECT source, count(*) AS n FROM observations GROUP BY source ORDER BY source"
+    )
     assert stored["source"].to_list() == [f"synthetic_{s}" for s in sorted(SCALAR_SOURCES)]
     assert all(n > 100 for n in stored["n"])
     checks = result.get_asset_check_evaluations()
@@ -66,28 +66,38 @@ def test_checks_catch_what_the_asset_did_not_store(tmp_path):
     with wh.connect() as con:
         con.execute("DELETE FROM observations WHERE field_path LIKE '%ism_services%'")
         con.execute("UPDATE observations SET value = 'inf' WHERE field_path LIKE '%prices'")
-    checks = [c for c in ingest_checks if next(iter(c.check_keys)).asset_key.path[0]
-              == "pmi_observations"]
+    checks = [
+        c for c in ingest_checks if next(iter(c.check_keys)).asset_key.path[0] == "pmi_observations"
+    ]
     result = dg.materialize(
         [*(a for a in ingest_assets if a.key.path[0] == "pmi_observations"), *checks],
         resources=_resources(path),
         selection=dg.AssetSelection.checks(*checks),
     )
     by_name = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert by_name == {"expected_fields_present": False, "values_are_finite": False,
-                       "values_plausible": by_name["values_plausible"], "fresh": True}
+    assert by_name == {
+        "expected_fields_present": False,
+        "values_are_finite": False,
+        "values_plausible": by_name["values_plausible"],
+        "fresh": True,
+    }
 
 
 def test_recorded_mode_without_a_directory_is_a_clear_error(tmp_path):
     with pytest.raises(Exception, match="recorded mode needs recorded_dir"):
-        dg.materialize(_selection(["fred"]), resources=_resources(tmp_path / "w.duckdb",
-                                                                   mode="recorded"))
+        dg.materialize(
+            _selection(["fred"]), resources=_resources(tmp_path / "w.duckdb", mode="recorded")
+        )
 
 
 def test_dagster_cli_validates_the_code_location():
     dagster = Path(sys.executable).with_name("dagster")
-    result = subprocess.run([str(dagster), "definitions", "validate", "-m", "dagster_defs"],
-                            capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-m", "dagster_defs"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -95,8 +105,9 @@ def test_recorded_mode_loads_the_real_files(tmp_path, shared_data):
     path = tmp_path / "wh.duckdb"
     resources = {
         "warehouse": WarehouseResource(path=str(path)),
-        "sources": SourcesResource(mode="recorded", recorded_dir=str(shared_data),
-                                   start_date="2015-01-01"),
+        "sources": SourcesResource(
+            mode="recorded", recorded_dir=str(shared_data), start_date="2015-01-01"
+        ),
     }
     sources = SCALAR_SOURCES  # recorded news (3k texts to embed) is covered in test_news
     result = dg.materialize(_selection(sources), resources=resources)
@@ -104,13 +115,17 @@ def test_recorded_mode_loads_the_real_files(tmp_path, shared_data):
     stored = Warehouse(path).sql(
         "SELECT source, count(*) AS n, count(DISTINCT field_path) AS fields, "
         "min(epoch(known_at) - epoch(observed_at)) AS min_lag FROM observations "
-        "GROUP BY source ORDER BY 1")
+        "GROUP BY source ORDER BY 1"
+    )
     assert stored["source"].to_list() == sorted(sources)  # real data: plain source names
     by_source = {r["source"]: r for r in stored.iter_rows(named=True)}
     assert by_source["fred"]["fields"] >= 45
     assert by_source["yahoo"]["fields"] >= 15
     assert by_source["earnings"]["fields"] >= 20
     assert all(r["min_lag"] > 0 for r in by_source.values())
-    failed = [f"{c.asset_key.to_user_string()}:{c.check_name}"
-              for c in result.get_asset_check_evaluations() if not c.passed]
+    failed = [
+        f"{c.asset_key.to_user_string()}:{c.check_name}"
+        for c in result.get_asset_check_evaluations()
+        if not c.passed
+    ]
     assert not [f for f in failed if "values_are_finite" in f or "expected_fields" in f], failed
