@@ -1,0 +1,148 @@
+"""MaskedCanvasTrainer: the masked loss, what the model may see, gradients, resuming."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from canvas import DatasetSpec, build_mixed_dataloader, compile_layout
+from ingest.synthetic import SyntheticWorldConfig, generate_world
+from training import FieldDecoder, FieldEncoder
+from training.backbones import build_backbone
+from training.config import MaskingConfig, TrainConfig
+from training.losses import masked_loss
+from training.masked import BatchSource, MaskedCanvasTrainer, step_generator
+from training.masking import field_groups, sample_hidden
+
+SEMANTIC_DIM = 384
+
+
+@pytest.fixture(scope="module")
+def world():
+    return generate_world(SyntheticWorldConfig(start="2010-01-01", end="2016-12-31"))
+
+
+@pytest.fixture(scope="module")
+def setup(world):
+    sources = []
+    for name in ("fred", "pmi"):
+        frame = world.sources[name]
+        paths = sorted(frame["field_path"].unique())
+        sources.append((DatasetSpec.from_fields(name, {p: p for p in paths}), frame))
+    paths = [p for spec, _ in sources for p in spec.field_paths]
+    bound = compile_layout(*paths, T=6, d_model=32)
+    loader = build_mixed_dataloader(bound, sources, batch_size=8)
+    return bound, loader
+
+
+def make_trainer(bound, tmp_path=None, *, seed=0, every=1000):
+    torch.manual_seed(seed)
+    semantic = np.random.default_rng(0).standard_normal((bound.n_fields, SEMANTIC_DIM))
+    semantic /= np.linalg.norm(semantic, axis=1, keepdims=True)
+    return MaskedCanvasTrainer(
+        bound_schema=bound,
+        backbone=build_backbone("scratch", bound, n_layers=1),
+        encoder=FieldEncoder(bound, semantic=semantic.astype(np.float32)),
+        decoder=FieldDecoder(bound),
+        config=TrainConfig(
+            progress=False, warmup_steps=2, checkpoint_every=every, seed=seed, log_every=1
+        ),
+        checkpoint_dir=tmp_path,
+    )
+
+
+def test_loss_is_the_weighted_masked_mean_by_hand():
+    prediction = {"values": torch.tensor([[[1.0, 2.0, 3.0]]])}
+    batch = {"values": torch.tensor([[[0.0, 0.0, 1.0]]])}
+    weight = torch.tensor([[[2.0, 0.0, 1.0]]])  # field 1 missing: weight 0
+    # (1-0)^2*2 + (3-1)^2*1 over 2+1
+    assert float(masked_loss(prediction, batch, weight)) == pytest.approx((2 + 4) / 3)
+    custom = masked_loss(prediction, batch, weight, output_losses={2: lambda p, t: (p - t).abs()})
+    assert float(custom) == pytest.approx((2 + 2) / 3)
+
+
+def test_hidden_positions_are_observed_and_never_reach_the_input(setup):
+    bound, loader = setup
+    trainer = make_trainer(bound)
+    batch = BatchSource(loader)(step_generator(0, 0, 0))
+    hidden = sample_hidden(
+        batch["presence"], field_groups(bound), MaskingConfig(), step_generator(0, 0, 1)
+    )
+    assert hidden.any()
+    assert not (hidden & (batch["presence"] == 0)).any()
+    seen = trainer._hide(batch, hidden)
+    assert (seen["presence"][hidden] == 0).all() and (seen["values"][hidden] == 0).all()
+    untouched = (~hidden) & (batch["presence"] > 0)
+    assert torch.equal(seen["values"][untouched], batch["values"][untouched])
+
+
+def test_recent_steps_are_hidden_when_asked():
+    presence = torch.ones(4, 6, 5)
+    config = MaskingConfig(p_field=0, p_group=0, p_position=0, p_recent=1.0, max_recent=1)
+    hidden = sample_hidden(
+        presence, torch.zeros(5, dtype=torch.long), config, torch.Generator().manual_seed(0)
+    )
+    assert hidden[:, -1].all() and not hidden[:, :-1].any()
+
+
+def test_a_field_without_truth_gets_no_gradient(setup):
+    bound, loader = setup
+    trainer = make_trainer(bound)
+    batch = dict(BatchSource(loader)(step_generator(0, 0, 0)))
+    f = 0
+    batch["presence"] = batch["presence"].clone()
+    batch["presence"][..., f] = 0
+    batch["target_weight"] = batch["target_weight"] * batch["presence"]
+    loss = trainer.loss(batch, step_generator(0, 0, 1))
+    loss.backward()
+    column = trainer.decoder.scalar_fields.tolist().index(f)
+    assert trainer.decoder.value_weight.grad[column].abs().sum() == 0
+    assert trainer.decoder.value_weight.grad.abs().sum() > 0
+
+
+def test_training_lowers_the_loss_and_trains_encoder_and_decoder(setup):
+    bound, loader = setup
+    trainer = make_trainer(bound)
+    before = {k: v.clone() for k, v in trainer.encoder.state_dict().items()}
+    dec_before = trainer.decoder.value_weight.detach().clone()
+    first = trainer.evaluate(loader, n_batches=4)
+    trainer.train(loader, 120)
+    assert trainer.evaluate(loader, n_batches=4) < first * 0.8
+    assert not torch.equal(trainer.decoder.value_weight, dec_before)
+    changed = [k for k, v in trainer.encoder.state_dict().items() if not torch.equal(v, before[k])]
+    assert "value_weight" in changed and "semantic" not in changed
+
+
+def test_resume_continues_exactly_like_the_uninterrupted_run(setup, tmp_path):
+    bound, loader = setup
+    straight = make_trainer(bound)
+    straight.train(loader, 8)
+    interrupted = make_trainer(bound, tmp_path, every=4)
+    save = interrupted.save
+
+    def save_then_die(*args, **kwargs):
+        save(*args, **kwargs)
+        raise KeyboardInterrupt  # the process dies right after the checkpoint at step 4
+
+    interrupted.save = save_then_die
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.train(loader, 8)
+    assert interrupted.step == 4
+    resumed = make_trainer(bound, tmp_path, every=4)
+    resumed.train(loader, 8)
+    assert resumed.step == 8
+    for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert [r["loss"] for r in resumed.history] == pytest.approx(
+        [r["loss"] for r in straight.history], rel=1e-5
+    )
+
+
+def test_a_checkpoint_from_another_layout_is_refused(setup, tmp_path):
+    bound, loader = setup
+    trainer = make_trainer(bound, tmp_path, every=2)
+    trainer.train(loader, 2)
+    other = compile_layout("country_us.macro.inflation", T=6, d_model=32)
+    with pytest.raises(ValueError, match="trained on layout"):
+        make_trainer(other, tmp_path).load(tmp_path)

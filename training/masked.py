@@ -1,0 +1,292 @@
+"""MaskedCanvasTrainer: learn to predict what a step hides, scored only where truth exists.
+
+Each step: draw a batch, hide a random subset of observed positions (whole fields, field
+groups, the most recent time steps, single positions), encode what is left (values
+and presence of the visible positions only: a hidden target never reaches the input),
+run the backbone, decode, and score the hidden positions with the masked loss.
+
+Steps are deterministic given (seed, step): the batch indices, the hidden mask and
+dropout are drawn from generators seeded by the step, so a run resumed from a
+checkpoint continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from canvas.layout import CanvasLayout
+from training.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    load_trainable_state,
+    save_checkpoint,
+)
+from training.config import TrainConfig
+from training.losses import ElementwiseLoss, masked_loss
+from training.masking import field_groups, sample_hidden
+
+log = logging.getLogger("guwm.training")
+STEP_SEED = 1_000_003
+
+
+def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
+    """A generator owned by one (seed, step, purpose): reproducible, independent."""
+    return torch.Generator().manual_seed((seed * STEP_SEED + step) * 7 + stream)
+
+
+class BatchSource:
+    """Batches by step from a DataLoader's map-style dataset, honouring weighted sampling."""
+
+    def __init__(self, loader: DataLoader | Iterable[Mapping[str, Tensor]]) -> None:
+        self.loader = loader
+        dataset = getattr(loader, "dataset", None)
+        self.dataset = dataset if hasattr(dataset, "__getitems__") else None
+        sampler = getattr(loader, "sampler", None)
+        self.weights = (
+            torch.as_tensor(sampler.weights, dtype=torch.float64)
+            if isinstance(sampler, WeightedRandomSampler)
+            else None
+        )
+        self.batch_size = getattr(loader, "batch_size", None) or 32
+        self._iterator = None
+
+    def __call__(self, generator: torch.Generator) -> Mapping[str, Tensor]:
+        if self.dataset is None:  # an iterable loader: not resumable step for step
+            if self._iterator is None:
+                self._iterator = iter(self.loader)
+            try:
+                return next(self._iterator)
+            except StopIteration:
+                self._iterator = iter(self.loader)
+                return next(self._iterator)
+        n = len(self.dataset)
+        if self.weights is not None:
+            index = torch.multinomial(
+                self.weights, self.batch_size, replacement=True, generator=generator
+            )
+        else:
+            index = torch.randint(n, (self.batch_size,), generator=generator)
+        return self.dataset.__getitems__(index.tolist())
+
+
+class MaskedCanvasTrainer:
+    """Trains encoder, backbone and decoder on masked canvas prediction."""
+
+    def __init__(
+        self,
+        bound_schema: CanvasLayout,
+        backbone: nn.Module,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
+        config: TrainConfig | None = None,
+        output_losses: Mapping[int, ElementwiseLoss] | None = None,
+        checkpoint_dir: str | Path | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.bound = bound_schema
+        self.config = config or TrainConfig()
+        self.device = torch.device(device)
+        self.backbone = backbone.to(self.device)
+        self.encoder = encoder.to(self.device)
+        self.decoder = decoder.to(self.device)
+        self.optimizer = optimizer or torch.optim.AdamW(
+            self.parameters(),
+            lr=self.config.lr,
+            weight_decay=self.config.weight_decay,
+            betas=self.config.betas,
+        )
+        self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        self.output_losses = dict(output_losses or {})
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.groups = field_groups(self.bound)
+        self.vector_fields = torch.as_tensor(self.bound.vector_fields, dtype=torch.long)
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+
+    # -- modules -----------------------------------------------------------------------
+
+    @property
+    def modules(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder, "backbone": self.backbone, "decoder": self.decoder}
+
+    def parameters(self) -> list[nn.Parameter]:
+        """Every trainable parameter (a frozen backbone contributes only its adapter)."""
+        return [p for m in self.modules.values() for p in m.parameters() if p.requires_grad]
+
+    def predict(
+        self, batch: Mapping[str, Tensor], timestep: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """Decoder outputs for a batch as the model sees it."""
+        return self.decoder(self.backbone(self.encoder(batch), timestep=timestep))
+
+    # -- one step ----------------------------------------------------------------------
+
+    def _to_device(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        return {k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+    def loss(self, batch: Mapping[str, Tensor], generator: torch.Generator) -> Tensor:
+        """The masked loss on one batch with a hidden set drawn from `generator`."""
+        batch = self._to_device(batch)
+        hidden = sample_hidden(
+            batch["presence"].cpu(), self.groups, self.config.masking, generator
+        ).to(self.device)
+        seen = self._hide(batch, hidden)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp):
+            prediction = self.predict(seen)
+        prediction = {k: v.float() for k, v in prediction.items()}
+        weight = batch["target_weight"] * hidden
+        return masked_loss(
+            prediction,
+            batch,
+            weight,
+            vector_fields=self.bound.vector_fields,
+            output_losses=self.output_losses,
+        )
+
+    def _hide(self, batch: Mapping[str, Tensor], hidden: Tensor) -> dict[str, Tensor]:
+        visible = batch["presence"] * (~hidden)
+        seen = {**batch, "presence": visible, "values": batch["values"] * visible}
+        if "vectors" in batch and len(self.vector_fields):
+            seen["vectors"] = batch["vectors"] * visible[..., self.vector_fields, None]
+        return seen
+
+    def _lr_scale(self, step: int, total: int) -> float:
+        warmup = max(1, self.config.warmup_steps)
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        floor = self.config.min_lr_ratio
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def train_step(self, batches: BatchSource, total_steps: int) -> float:
+        """One optimisation step; returns the loss."""
+        seed, step = self.config.seed, self.step
+        torch.manual_seed(seed * STEP_SEED + step)  # dropout
+        batch = batches(step_generator(seed, step, 0))
+        self.encoder.train(), self.backbone.train(), self.decoder.train()
+        loss = self.loss(batch, step_generator(seed, step, 1))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), self.config.grad_clip)
+        scale = self._lr_scale(step, total_steps)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * scale
+        self.optimizer.step()
+        self.step += 1
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def evaluate(self, loader: DataLoader, n_batches: int = 8) -> float:
+        """Mean masked loss over `n_batches` fixed batches (same masks every call)."""
+        self.encoder.eval(), self.backbone.eval(), self.decoder.eval()
+        batches = BatchSource(loader)
+        losses = [
+            float(
+                self.loss(
+                    batches(step_generator(10_000 + i, 0, 0)), step_generator(10_000 + i, 0, 1)
+                )
+            )
+            for i in range(n_batches)
+        ]
+        return sum(losses) / len(losses)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def train(
+        self,
+        dataloader: DataLoader | Iterable[Mapping[str, Tensor]],
+        n_steps: int,
+        *,
+        val_loader: DataLoader | None = None,
+        resume: bool = True,
+    ) -> list[dict[str, float]]:
+        """Train until `n_steps` steps in total; resumes from the latest checkpoint."""
+        if resume and self.checkpoint_dir is not None and latest_checkpoint(self.checkpoint_dir):
+            self.load(self.checkpoint_dir)
+        batches = BatchSource(dataloader)
+        progress = _progress(self.config.progress, total=n_steps, initial=self.step)
+        started, window = time.perf_counter(), []
+        while self.step < n_steps:
+            window.append(self.train_step(batches, n_steps))
+            at_log = self.step % self.config.log_every == 0 or self.step == n_steps
+            if at_log:
+                record = {
+                    "step": self.step,
+                    "loss": sum(window) / len(window),
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                    "seconds": round(time.perf_counter() - started, 3),
+                }
+                if val_loader is not None:
+                    record["val_loss"] = self.evaluate(val_loader)
+                self._log(record)
+                window = []
+                if progress is not None:
+                    progress.set_postfix(loss=f"{record['loss']:.4f}")
+            if progress is not None:
+                progress.update(1)
+            if self.checkpoint_dir and (
+                self.step % self.config.checkpoint_every == 0 or self.step == n_steps
+            ):
+                self.save()
+        if progress is not None:
+            progress.close()
+        return self.history
+
+    def _log(self, record: dict[str, float]) -> None:
+        self.history.append(record)
+        log.info("step %d: %s", record["step"], record)
+        if self.checkpoint_dir:
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            with (self.checkpoint_dir / "metrics.jsonl").open("a") as out:
+                out.write(json.dumps(record) + "\n")
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def save(self, directory: str | Path | None = None) -> Path:
+        """Write a checkpoint of the trainable weights and the optimiser state."""
+        directory = Path(directory) if directory else self.checkpoint_dir
+        if directory is None:
+            raise ValueError("no checkpoint directory")
+        return save_checkpoint(
+            directory,
+            step=self.step,
+            layout_hash=self.bound.layout_hash(),
+            modules=self.modules,
+            state={
+                "optimizer": self.optimizer.state_dict(),
+                "step": self.step,
+                "history": self.history,
+                "config": asdict(self.config),
+            },
+            meta={"backbone": type(self.backbone).__name__, "layout": self.bound.describe()},
+        )
+
+    def load(self, path: str | Path) -> None:
+        """Restore weights, optimiser and step from a checkpoint (or a run directory)."""
+        checkpoint = load_checkpoint(path, expect_layout=self.bound.layout_hash())
+        load_trainable_state(self.modules, checkpoint.weights)
+        self.optimizer.load_state_dict(checkpoint.state["optimizer"])
+        self.step = int(checkpoint.state["step"])
+        self.history = list(checkpoint.state.get("history", []))
+        log.info("resumed from %s at step %d", checkpoint.path, self.step)
+
+
+def _progress(enabled: bool, *, total: int, initial: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="train", unit="step", leave=False)
