@@ -340,4 +340,6 @@ def _vector_matrix(column: pl.Series, dim: int) -> np.ndarray:
     """A (rows, dim) float16 matrix from a list column (null rows and short lists padded)."""
     pad = pl.lit([0.0] * dim, dtype=pl.List(pl.Float32))
     padded = pl.select(column.fill_null([]).list.concat(pad).list.head(dim)).to_series()
-    return padded.explode().to_numpy().astype(np.float16).reshape(len(column), dim)
+    return (
+        padded.explode(empty_as_null=False).to_numpy().astype(np.float16).reshape(len(column), dim)
+    )

@@ -6,7 +6,6 @@ import datetime as dt
 import subprocess
 import sys
 import threading
-import time
 
 import polars as pl
 import pytest
@@ -309,34 +308,43 @@ def test_parquet_export_is_partitioned_and_complete(wh, tmp_path):
     assert not list(tmp_path.glob(".lake*"))
 
 
-def test_reader_sees_whole_commits_only(wh):
+def test_readers_see_whole_commits_only(wh):
     wh.ingest(monthly_cpi(12), source="fred", now=NOW)
     days = pl.datetime_range(dt.datetime(2000, 1, 3), dt.datetime(2019, 12, 31), "1d", eager=True)
-    big = pl.DataFrame(
-        {
-            "field_path": VIX,
-            "observed_at": days,
-            "value": 20.0,
-            "known_at": days.dt.offset_by("21h"),
-        }
-    )
+    fields = ["financial.equities.vix", "financial.equities.sp500", "financial.fx.eurusd"]
+    totals = [12 + len(days) * k for k in range(len(fields) + 1)]
     seen: set[int] = set()
+    errors: list[str] = []
     done = threading.Event()
 
     def read() -> None:
         while not done.is_set():
-            seen.add(wh.count())
+            try:
+                seen.add(wh.count())
+            except Exception as err:  # any error in a reader is a failure
+                errors.append(repr(err))
 
-    reader = threading.Thread(target=read)
-    reader.start()
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for reader in readers:
+        reader.start()
     try:
-        wh.ingest(big, source="yahoo", now=NOW)
-        time.sleep(0.05)
+        for path in fields:
+            frame = pl.DataFrame(
+                {
+                    "field_path": path,
+                    "observed_at": days,
+                    "value": 20.0,
+                    "known_at": days.dt.offset_by("21h"),
+                }
+            )
+            wh.ingest(frame, source="yahoo", now=NOW)
     finally:
         done.set()
-        reader.join()
-    assert seen <= {12, 12 + len(big)}
-    assert 12 + len(big) in seen or wh.count() == 12 + len(big)
+        for reader in readers:
+            reader.join()
+    assert errors == []
+    assert seen <= set(totals)
+    assert wh.count() == totals[-1]
 
 
 HOLD_LOCK = """
@@ -421,3 +429,14 @@ def test_a_failure_inside_the_transaction_writes_nothing(wh, monkeypatch):
         wh.ingest(monthly_cpi(12, offset=1.0), source="fred", now=NOW)
     assert wh.content_hash() == digest
     assert wh.sql("SELECT count(*) n FROM ingest_runs")["n"][0] == 1
+
+
+def test_restatements_in_quick_succession_each_get_their_own_vintage(wh):
+    wh.ingest(monthly_cpi(3), source="fred", now=NOW)
+    for offset in (0.5, 0.7, 0.9):  # all at the same wall-clock instant
+        report = wh.ingest(monthly_cpi(3, offset=offset), source="fred", now=NOW)
+        assert report.rows_revised == 3
+    assert wh.count() == 12
+    assert wh.as_of(dt.datetime(2025, 7, 1), CPI)["value"].to_list() == pytest.approx(
+        [2.9, 3.0, 3.1]
+    )

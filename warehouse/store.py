@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -31,6 +32,9 @@ from warehouse.schema import Schema, default_schema
 from warehouse.validation import validate_batch
 
 SCHEMA_VERSION = "1"
+# duckdb.connect/close share a per-process instance cache that is not safe to enter from
+# several threads at once (a connection can come up without its Python scan functions).
+_CONNECT_LOCK = threading.Lock()
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS observations (
@@ -108,6 +112,7 @@ SELECT * FROM calendar LEFT JOIN pivoted USING (day) ORDER BY day
 #   same key, same value                      -> unchanged
 #   same key, new value, latest has the value -> unchanged (already restated)
 #   same key, new value                       -> restatement: stored with known_at = now
+#                                                (or just after the latest vintage)
 #   new key, latest vintage has the same value and is older -> unchanged (no news)
 #   otherwise                                 -> a new observation or vintage
 _CLASSIFY = """
@@ -137,7 +142,8 @@ SELECT b.*,
              AND l.vector IS NOT DISTINCT FROM b.vector
              AND l.known_at <= b.known_at THEN 'unchanged'
         ELSE 'new'
-    END AS outcome
+    END AS outcome,
+    l.known_at AS latest_known
 FROM batch b
 LEFT JOIN observations e
     ON e.field_path = b.field_path AND e.observed_at = b.observed_at
@@ -149,7 +155,8 @@ LEFT JOIN latest_stored l
 _INSERT = """
 INSERT INTO observations
 SELECT field_path, observed_at, value, vector, $source,
-       CASE WHEN outcome = 'restated' THEN greatest($now, known_at) ELSE known_at END,
+       CASE WHEN outcome = 'restated'
+            THEN greatest($now, latest_known + INTERVAL 1 MICROSECOND) ELSE known_at END,
        $now, $run_id
 FROM classified WHERE outcome IN ('new', 'restated')
 """
@@ -227,7 +234,8 @@ class Warehouse:
         delay = 0.05
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=self.read_only)
+                with _CONNECT_LOCK:
+                    con = duckdb.connect(str(self.path), read_only=self.read_only)
                 break
             except duckdb.IOException as err:
                 if "lock" not in str(err).lower():
@@ -242,7 +250,8 @@ class Warehouse:
         try:
             yield con
         finally:
-            con.close()
+            with _CONNECT_LOCK:
+                con.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
