@@ -1,6 +1,6 @@
 """Training: field encoders/decoders, backbones, trainers, checkpoints, evaluation.
 
-    from training import FieldEncoder, FieldDecoder, MaskedCanvasTrainer, build_backbone
+from training import FieldEncoder, FieldDecoder, MaskedCanvasTrainer, build_backbone
 """
 
 from training.backbones import Backbone, build_backbone
