@@ -44,6 +44,10 @@ class Placements:
     def __len__(self) -> int:
         return len(self.window)
 
+    def where(self, keep: np.ndarray) -> Placements:
+        """The placements where `keep` is true."""
+        return Placements(self.window[keep], self.slot[keep], self.field[keep], self.row[keep])
+
 
 def place(
     field_index: np.ndarray,

@@ -173,6 +173,12 @@ class HeterogeneousDataset(Dataset):
         normalised = ((pooled.value - mean[pooled.field]) / std[pooled.field]).astype(np.float32)
 
         p = place(pooled.field, pooled.observed, pooled.known, edges, T)
+        # as in canvas.materialize: a scalar field without training data stays absent
+        untrained = np.array(
+            [not f.is_vector and self.stats[f.path]["count"] == 0 for f in layout.fields]
+        )
+        p = p.where(~untrained[p.field])
+        self.untrained_fields = [q for q, u in zip(layout.paths, untrained, strict=True) if u]
         values = np.zeros((n_windows, T, layout.n_fields), dtype=np.float32)
         source_of = np.zeros((n_windows, T, layout.n_fields), dtype=np.uint8)
         source_of[p.window, p.slot, p.field] = source[p.row]

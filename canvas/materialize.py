@@ -57,6 +57,7 @@ class CanvasManifest:
     stats: dict[str, dict[str, float]]  # field -> mean, std, count
     shards: list[dict[str, object]]  # dir, first, end
     sources: list[str] | None = None
+    untrained_fields: list[str] = field(default_factory=list)  # no training data: absent
     observations: int = 0
     created_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
 
@@ -217,12 +218,14 @@ def materialize_canvas(
     val_end: dt.datetime | dt.date | str | None = None,
     sources: list[str] | None = None,
     shard_windows: int = 1024,
+    stats: dict[str, dict[str, float]] | None = None,
 ) -> CanvasManifest:
     """Materialize point-in-time windows of `layout` from the warehouse into `out_dir`.
 
     Windows end at every step from start+T-1 to end; a window ending at step e sees only
-    values known by the end of that step. Splits are by window end date (default 70% /
-    15% / 15%); normalisation statistics come from the training period only.
+    values known by the end of that step. Splits are by window cutoff (default 70% /
+    15% / 15%); normalisation statistics come from the training period only, or from
+    `stats` (a manifest's) so new windows are normalised as a model was trained.
     """
     started = time.perf_counter()
     T = layout.T
@@ -243,7 +246,13 @@ def materialize_canvas(
     window_end = edges[T - 1 : -1]
     splits = {k: list(v) for k, v in split_bounds(edges, T, train_end_ts, val_end_ts).items()}
 
-    stats = _stats(warehouse, layout, start_ts, train_end_ts, sources)
+    if stats is None:
+        stats = _stats(warehouse, layout, start_ts, train_end_ts, sources)
+    # a scalar field with no value in the training period has no statistics: its values
+    # would enter un-normalised, so it stays absent (and is listed in the manifest)
+    untrained = np.array(
+        [not f.is_vector and stats[f.path]["count"] == 0 for f in layout.fields], dtype=bool
+    )
     mean = np.array([stats[p]["mean"] for p in layout.paths], dtype=np.float64)
     std = np.array([stats[p]["std"] for p in layout.paths], dtype=np.float64)
     vector_dim = max((layout.fields[i].dimension for i in layout.vector_fields), default=0)
@@ -283,6 +292,8 @@ def materialize_canvas(
             placements = place(
                 f_idx, rows["observed_at"].to_numpy(), rows["known_at"].to_numpy(), edges, T
             )
+            if untrained.any():
+                placements = placements.where(~untrained[placements.field])
             values = ((rows["value"].fill_null(0.0).to_numpy() - mean[f_idx]) / std[f_idx]).astype(
                 np.float32
             )
@@ -314,6 +325,7 @@ def materialize_canvas(
             stats=stats,
             shards=writer.flush(),
             sources=sources,
+            untrained_fields=[p for p, u in zip(layout.paths, untrained, strict=True) if u],
             observations=total,
         )
         manifest.save(staging)

@@ -30,6 +30,7 @@ def verify_windows(
     if windows is None:
         windows = sorted(set(np.linspace(0, manifest.n_windows - 1, sample).astype(int)))
     index = {p: i for i, p in enumerate(manifest.fields)}
+    untrained = set(manifest.untrained_fields)  # absent by design: no training statistics
     problems: list[str] = []
     for n in windows:
         shard = next(s for s in manifest.shards if s["first"] <= n < s["end"])
@@ -50,7 +51,11 @@ def verify_windows(
             },
         )
         slots = np.searchsorted(edges, rows["observed_at"].to_numpy(), side="right") - 1 - n
-        expected = {(int(j), index[p]) for j, p in zip(slots, rows["field_path"], strict=True)}
+        expected = {
+            (int(j), index[p])
+            for j, p in zip(slots, rows["field_path"], strict=True)
+            if p not in untrained
+        }
         for j, f in sorted(stored - expected)[:5]:
             problems.append(
                 f"window {n}, step {j}, {manifest.fields[f]}: present but the "

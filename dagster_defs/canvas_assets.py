@@ -15,7 +15,7 @@ from ingest.sources import SOURCES
 class CanvasConfig(dg.Config):
     """Which fields go on the canvas, and its time grid."""
 
-    fields: list[str] = []  # prefixes or globs; empty: the whole schema
+    fields: list[str] = []  # prefixes or globs; empty: every field the sources observe
     T: int = 12
     step: str = "1mo"
     d_model: int = 64
@@ -50,7 +50,15 @@ def canvas_tensors(
             {"s": source_names},
         )["t"][0]
     )
-    layout = compile_layout(*config.fields, T=config.T, step=config.step, d_model=config.d_model)
+    fields = config.fields or sorted(
+        wh.sql(
+            "SELECT DISTINCT field_path FROM observations WHERE list_contains($s, source)",
+            {"s": source_names},
+        )["field_path"]
+    )
+    layout = compile_layout(
+        *fields, schema=wh.schema, T=config.T, step=config.step, d_model=config.d_model
+    )
     out = artifacts.path("canvas")
     manifest = materialize_canvas(
         wh,

@@ -5,12 +5,15 @@ from training import FieldEncoder, FieldDecoder, MaskedCanvasTrainer, build_back
 
 from training.backbones import Backbone, build_backbone
 from training.config import MaskingConfig, TrainConfig
+from training.diffusion import CosineNoiseSchedule, DiffusionWorldModelTrainer, frequency_scale
 from training.fields import FieldDecoder, FieldEncoder, FieldTransfer
 from training.masked import MaskedCanvasTrainer
 from training.semantic import semantic_embeddings
 
 __all__ = [
     "Backbone",
+    "CosineNoiseSchedule",
+    "DiffusionWorldModelTrainer",
     "FieldDecoder",
     "FieldEncoder",
     "FieldTransfer",
@@ -18,5 +21,6 @@ __all__ = [
     "MaskingConfig",
     "TrainConfig",
     "build_backbone",
+    "frequency_scale",
     "semantic_embeddings",
 ]

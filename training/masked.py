@@ -34,6 +34,7 @@ from training.checkpoint import (
 from training.config import TrainConfig
 from training.losses import ElementwiseLoss, masked_loss
 from training.masking import field_groups, sample_hidden
+from training.predict import forward_canvas
 
 log = logging.getLogger("guwm.training")
 STEP_SEED = 1_000_003
@@ -129,7 +130,7 @@ class MaskedCanvasTrainer:
         self, batch: Mapping[str, Tensor], timestep: Tensor | None = None
     ) -> dict[str, Tensor]:
         """Decoder outputs for a batch as the model sees it."""
-        return self.decoder(self.backbone(self.encoder(batch), timestep=timestep))
+        return forward_canvas(self.encoder, self.backbone, self.decoder, batch, timestep)[0]
 
     # -- one step ----------------------------------------------------------------------
 
@@ -271,8 +272,16 @@ class MaskedCanvasTrainer:
                 "history": self.history,
                 "config": asdict(self.config),
             },
-            meta={"backbone": type(self.backbone).__name__, "layout": self.bound.describe()},
+            meta=self.checkpoint_meta(),
         )
+
+    def checkpoint_meta(self) -> dict[str, object]:
+        """What a checkpoint records besides weights: objective, backbone, layout."""
+        return {
+            "objective": "masked",
+            "backbone": getattr(self.backbone, "build_spec", {"name": "custom"}),
+            "layout": self.bound.describe(),
+        }
 
     def load(self, path: str | Path) -> None:
         """Restore weights, optimiser and step from a checkpoint (or a run directory)."""

@@ -39,14 +39,22 @@ _LAZY = ("CogVideoXGraft", "PretrainedWeightsNotFound", "cogvideox_2b_trainable_
 
 
 def build_backbone(name: str, bound: CanvasLayout, **kwargs: Any) -> Backbone:
-    """The backbone `name` ("scratch" or "cogvideox") for `bound`; kwargs go to its class."""
+    """The backbone `name` ("scratch" or "cogvideox") for `bound`; kwargs go to its class.
+
+    The name and the plain (JSON-able) kwargs are kept on the module as `build_spec`, so
+    a checkpoint can rebuild the same backbone.
+    """
     if name == "scratch":
-        return ScratchBackbone(bound, **kwargs)
-    if name == "cogvideox":
+        backbone = ScratchBackbone(bound, **kwargs)
+    elif name == "cogvideox":
         from training.backbones.cogvideox import CogVideoXGraft
 
-        return CogVideoXGraft(bound, **kwargs)
-    raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(BACKBONES)}")
+        backbone = CogVideoXGraft(bound, **kwargs)
+    else:
+        raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(BACKBONES)}")
+    plain = {k: v for k, v in kwargs.items() if isinstance(v, str | int | float | bool)}
+    backbone.build_spec = {"name": name, "kwargs": plain}
+    return backbone
 
 
 def __getattr__(name: str) -> Any:

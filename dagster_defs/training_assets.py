@@ -1,0 +1,95 @@
+"""Training assets: the world model trained on the canvas shards, and its evaluation."""
+
+import time
+
+import dagster as dg
+import torch
+
+from canvas.layout import CanvasLayout
+from canvas.materialize import CanvasManifest
+from canvas.shards import build_shard_dataloader
+from dagster_defs.canvas_assets import canvas_tensors
+from dagster_defs.ingest_assets import OWNERS
+from dagster_defs.metadata import image_markdown
+from dagster_defs.resources import ArtifactsResource
+from training import FieldDecoder, FieldEncoder, MaskedCanvasTrainer, TrainConfig, build_backbone
+from training.plots import plot_loss_curves
+
+
+class WorldModelConfig(dg.Config):
+    """The training run: backbone, length, batch, optimiser."""
+
+    backbone: str = "scratch"
+    n_layers: int = 2
+    attention: str = "factorized"  # scratch: "full" attends over every position
+    n_steps: int = 300
+    batch_size: int = 32
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "cpu"
+    pretrained_model_id: str = "THUDM/CogVideoX-2b"
+
+
+def build_trainer(config: WorldModelConfig, bound: CanvasLayout, run_dir) -> MaskedCanvasTrainer:
+    """Encoder, backbone and decoder for `bound`, in a trainer writing to `run_dir`."""
+    torch.manual_seed(config.seed)
+    if config.backbone == "cogvideox":
+        backbone = build_backbone(
+            "cogvideox", bound, pretrained_model_id=config.pretrained_model_id, device=config.device
+        )
+    else:
+        backbone = build_backbone(
+            config.backbone, bound, n_layers=config.n_layers, attention=config.attention
+        )
+    return MaskedCanvasTrainer(
+        bound_schema=bound,
+        backbone=backbone,
+        encoder=FieldEncoder(bound),
+        decoder=FieldDecoder(bound),
+        config=TrainConfig(
+            lr=config.lr, seed=config.seed, progress=False, log_every=max(1, config.n_steps // 20)
+        ),
+        checkpoint_dir=run_dir,
+        device=config.device,
+    )
+
+
+@dg.asset(
+    group_name="training",
+    kinds={"pytorch"},
+    owners=OWNERS,
+    deps=[canvas_tensors],
+    description="The world model trained on the canvas shards with the masked objective "
+    "(hidden fields, groups and recent steps predicted from the rest). Resumes from its "
+    "last checkpoint; a finished run with the same layout is not retrained.",
+)
+def world_model(
+    context: dg.AssetExecutionContext, config: WorldModelConfig, artifacts: ArtifactsResource
+) -> dg.MaterializeResult:
+    canvas_dir = artifacts.path("canvas")
+    manifest = CanvasManifest.load(canvas_dir)
+    bound = CanvasLayout.from_description(manifest.fields, manifest.layout)
+    run_dir = artifacts.path("world_model", f"{manifest.layout_hash}-{config.backbone}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = build_trainer(config, bound, run_dir)
+    train = build_shard_dataloader(canvas_dir, bound, "train", config.batch_size, shuffle=True)
+    val = build_shard_dataloader(canvas_dir, bound, "val", config.batch_size, shuffle=False)
+    started = time.perf_counter()
+    history = trainer.train(train, config.n_steps, val_loader=val)
+    seconds = time.perf_counter() - started
+    last = history[-1] if history else {}
+    context.log.info(f"trained to step {trainer.step}: {last}")
+    curve = plot_loss_curves(
+        history, run_dir / "loss.png", title=f"{config.backbone} on layout {manifest.layout_hash}"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "checkpoint": dg.MetadataValue.path(str(run_dir)),
+            "steps": trainer.step,
+            "final_loss": round(float(last.get("loss", float("nan"))), 5),
+            "val_loss": round(float(last.get("val_loss", float("nan"))), 5),
+            "seconds": round(seconds, 1),
+            "backbone": dg.MetadataValue.json(trainer.backbone.describe()),
+            "loss_curve": dg.MetadataValue.md(image_markdown(curve, alt="loss")),
+        }
+    )

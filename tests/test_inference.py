@@ -1,0 +1,101 @@
+"""WorldModel: a trained checkpoint answers for a date with what was known then."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+import torch
+
+from canvas import compile_layout
+from canvas.materialize import CanvasManifest, materialize_canvas
+from canvas.shards import build_shard_dataloader
+from ingest.synthetic import SyntheticWorldConfig, generate_world
+from training import FieldDecoder, FieldEncoder, MaskedCanvasTrainer, TrainConfig, build_backbone
+from training.diffusion import DiffusionWorldModelTrainer
+from training.inference import WorldModel
+from warehouse.store import Warehouse
+
+NOW = dt.datetime(2025, 6, 1)
+VIX = "financial.equities.vix"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("inference")
+    wh = Warehouse(root / "wh.duckdb")
+    world = generate_world(SyntheticWorldConfig(start="2010-01-01", end="2016-12-31"))
+    for name in ("fred", "yahoo"):
+        wh.ingest(world.sources[name], source=name, now=NOW)
+    fields = sorted(
+        {*world.sources["fred"]["field_path"].unique(), *world.sources["yahoo"]["field_path"]}
+    )
+    bound = compile_layout(*fields, T=6, d_model=32)
+    manifest = materialize_canvas(wh, bound, root / "canvas", start="2010-01-01", end="2016-12-31")
+    trainer = MaskedCanvasTrainer(
+        bound_schema=bound,
+        backbone=build_backbone("scratch", bound, n_layers=1),
+        encoder=FieldEncoder(bound),
+        decoder=FieldDecoder(bound),
+        config=TrainConfig(progress=False, checkpoint_every=40),
+        checkpoint_dir=root / "run",
+    )
+    trainer.train(build_shard_dataloader(root / "canvas", bound, "train", 16), 40)
+    return wh, root, bound, manifest, trainer
+
+
+def test_load_rebuilds_the_trained_model(trained):
+    wh, root, bound, manifest, trainer = trained
+    model = WorldModel.load(root / "run", canvas_dir=root / "canvas")
+    batch = build_shard_dataloader(root / "canvas", bound, "test", 4, shuffle=False)
+    batch = next(iter(batch))
+    expected = trainer.predict(batch)["values"]
+    assert torch.allclose(model(batch)[0]["values"], expected, atol=1e-5)
+
+
+def test_predict_date_uses_what_was_known_then_in_field_units(trained):
+    wh, root, bound, manifest, _ = trained
+    model = WorldModel.load(root / "run", canvas_dir=root / "canvas")
+    frame = model.predict_date(wh, "2015-06-15", fields=["financial.equities"])
+    assert set(frame["field_path"]) == {p for p in bound.paths if p.startswith("financial.eq")}
+    vix = frame.filter(frame["field_path"] == VIX).row(0, named=True)
+    assert vix["unit"] == bound.fields[bound.index[VIX]].unit
+    # the observed VIX for June 2015 is the last close known by the end of June
+    known = wh.as_of("2015-07-01", VIX, start="2015-06-01", end="2015-06-30")
+    assert vix["observed"] == pytest.approx(known["value"][-1], rel=1e-4)
+    assert 5 < vix["prediction"] < 90  # back in index points, not normalised units
+    # a monthly field released mid next month is not yet observed at the end of June
+    cpi = model.predict_date(wh, "2015-06-15", fields=["*.headline_cpi"]).row(0, named=True)
+    assert cpi["observed"] is None and np.isfinite(cpi["prediction"])
+
+
+def test_regime_latent_and_clear_errors(trained, tmp_path):
+    wh, root, bound, manifest, _ = trained
+    model = WorldModel.load(root / "run", canvas_dir=root / "canvas")
+    batch = model.window_at(wh, "2014-03-31")
+    n_regime = int(bound.latent_mask.sum())
+    assert model.regime_latent(batch).shape == (1, n_regime * bound.d_model)
+    with pytest.raises(KeyError, match="no predicted field"):
+        model.predict_date(wh, "2015-06-15", fields=["narratives.nothing"])
+    other = compile_layout("financial.fx", T=6, d_model=32)
+    materialize_canvas(wh, other, tmp_path / "c2", start="2010-01-01", end="2016-12-31")
+    with pytest.raises(ValueError, match="trained on layout"):
+        WorldModel.load(root / "run", canvas_dir=tmp_path / "c2")
+    assert CanvasManifest.load(root / "canvas").layout_hash == bound.layout_hash()
+
+
+def test_diffusion_checkpoints_are_refused_by_the_regression_loader(trained, tmp_path):
+    wh, root, bound, manifest, _ = trained
+    diffusion = DiffusionWorldModelTrainer(
+        bound,
+        build_backbone("scratch", bound, n_layers=1),
+        FieldEncoder(bound),
+        FieldDecoder(bound),
+        config=TrainConfig(progress=False),
+        checkpoint_dir=tmp_path,
+    )
+    diffusion.save()
+    with pytest.raises(ValueError, match="diffusion objective"):
+        WorldModel.load(tmp_path, canvas_dir=root / "canvas")

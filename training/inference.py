@@ -1,0 +1,176 @@
+"""Inference: load a trained world model, ask it about a date or a partial canvas.
+
+    model = WorldModel.load("artifacts/world_model", canvas_dir="artifacts/canvas")
+    frame = model.predict_date(warehouse, "2024-06-30", fields=["country_us.macro"])
+    latent = model.regime_latent(batch)
+
+For a date, the warehouse supplies exactly what was known then (a point-in-time window
+ending at the date's step, normalised with the training statistics); the model predicts
+every field at the last step from the steps before it (a nowcast), and predictions come
+back in the fields' own units.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+from torch import Tensor, nn
+
+from canvas.layout import CanvasLayout
+from canvas.materialize import CanvasManifest, materialize_canvas
+from canvas.shards import ShardDataset
+from training.backbones import build_backbone
+from training.checkpoint import load_checkpoint, load_trainable_state
+from training.fields import FieldDecoder, FieldEncoder
+from training.predict import forward_canvas
+from warehouse.store import Warehouse, as_timestamp
+
+
+class WorldModel(nn.Module):
+    """Encoder, backbone and decoder of a trained run, with its layout and statistics."""
+
+    def __init__(
+        self,
+        bound: CanvasLayout,
+        manifest: CanvasManifest,
+        *,
+        backbone: str = "scratch",
+        backbone_kwargs: Mapping | None = None,
+    ) -> None:
+        super().__init__()
+        self.bound = bound
+        self.manifest = manifest
+        self.encoder = FieldEncoder(bound)
+        self.backbone = build_backbone(backbone, bound, **dict(backbone_kwargs or {}))
+        self.decoder = FieldDecoder(bound)
+        self.mean = torch.as_tensor(manifest.mean)
+        self.std = torch.as_tensor(manifest.std)
+
+    @classmethod
+    def load(cls, checkpoint: str | Path, *, canvas_dir: str | Path) -> WorldModel:
+        """A model from a checkpoint (or run directory) and the canvas it was trained on."""
+        manifest = CanvasManifest.load(canvas_dir)
+        bound = CanvasLayout.from_description(manifest.fields, manifest.layout)
+        loaded = load_checkpoint(checkpoint, expect_layout=bound.layout_hash())
+        if loaded.meta.get("objective", "masked") != "masked":
+            raise ValueError(
+                f"checkpoint {loaded.path} was trained with the {loaded.meta['objective']} "
+                "objective; sample from it with DiffusionWorldModelTrainer.sample"
+            )
+        spec = loaded.meta.get("backbone", {})
+        if spec.get("name") not in ("scratch", "cogvideox"):
+            raise ValueError(
+                f"checkpoint {loaded.path} has a custom backbone; rebuild it "
+                "yourself and load the weights with load_trainable_state"
+            )
+        model = cls(bound, manifest, backbone=spec["name"], backbone_kwargs=spec.get("kwargs"))
+        load_trainable_state(model.parts, loaded.weights)
+        return model.eval()
+
+    @property
+    def parts(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder, "backbone": self.backbone, "decoder": self.decoder}
+
+    @torch.no_grad()
+    def forward(self, batch: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
+        """(predictions, backbone output tokens) for a batch as given."""
+        return forward_canvas(self.encoder, self.backbone, self.decoder, batch)
+
+    @torch.no_grad()
+    def nowcast(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Predictions with the last step hidden: what the model expects it to be."""
+        seen = dict(batch)
+        keep = torch.ones_like(batch["presence"])
+        keep[:, -1] = 0
+        seen["presence"] = batch["presence"] * keep
+        seen["values"] = batch["values"] * seen["presence"]
+        return self(seen)[0]
+
+    @torch.no_grad()
+    def regime_latent(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """(B, n_regime_fields * d_model): backbone tokens at the regime fields, last step."""
+        _, tokens = self(batch)
+        positions = [int(self.bound.slot_offset[i]) for i in np.flatnonzero(self.bound.latent_mask)]
+        if not positions:
+            raise ValueError("the layout has no regime (latent) fields")
+        return tokens[:, -1, positions].flatten(1)
+
+    def window_at(
+        self,
+        warehouse: Warehouse,
+        date: dt.date | dt.datetime | str,
+        *,
+        sources: Sequence[str] | None = None,
+    ) -> dict[str, Tensor]:
+        """The point-in-time window whose last step contains `date`, as a one-row batch."""
+        end = as_timestamp(date)
+        unit = self.bound.step[1:]  # steps are "1d", "1w", "1mo", "1q"
+        first = (
+            pl.Series([end])
+            .dt.truncate(self.bound.step)
+            .dt.offset_by(f"-{self.bound.T - 1}{unit}")[0]
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            materialize_canvas(
+                warehouse,
+                self.bound,
+                Path(tmp) / "w",
+                start=first,
+                end=end,
+                sources=list(sources) if sources else None,
+                stats=self.manifest.stats,
+            )
+            dataset = ShardDataset(Path(tmp) / "w", split=None, layout=self.bound)
+            return dataset.__getitems__([len(dataset) - 1])
+
+    def predict_date(
+        self,
+        warehouse: Warehouse,
+        date: dt.date | dt.datetime | str,
+        fields: Sequence[str] | None = None,
+        *,
+        sources: Sequence[str] | None = None,
+    ) -> pl.DataFrame:
+        """Nowcasts of `fields` (paths, prefixes or globs; default all) for the date's step.
+
+        Columns: field_path, unit, prediction, observed (the value known by the date, if
+        any), all in the field's own units.
+        """
+        batch = self.window_at(warehouse, date, sources=sources)
+        predicted = self.nowcast(batch)["values"][0, -1] * self.std + self.mean
+        observed = batch["values"][0, -1] * self.std + self.mean
+        present = batch["presence"][0, -1] > 0
+        index = self._select(fields)
+        return pl.DataFrame(
+            {
+                "field_path": [self.bound.paths[i] for i in index],
+                "unit": [self.bound.fields[i].unit for i in index],
+                "prediction": predicted[index].tolist(),
+                "observed": [float(observed[i]) if present[i] else None for i in index],
+            }
+        )
+
+    def _select(self, patterns: Sequence[str] | None) -> list[int]:
+        scalar = [i for i, f in enumerate(self.bound.fields) if not (f.latent or f.is_vector)]
+        if not patterns:
+            return scalar
+        chosen = [
+            i
+            for i in scalar
+            if any(
+                self.bound.paths[i] == p
+                or self.bound.paths[i].startswith(p + ".")
+                or fnmatch.fnmatchcase(self.bound.paths[i], p)
+                for p in patterns
+            )
+        ]
+        if not chosen:
+            raise KeyError(f"no predicted field matches {list(patterns)}")
+        return chosen
