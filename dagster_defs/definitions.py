@@ -9,7 +9,7 @@ import dagster as dg
 from dagster_defs.canvas_assets import canvas_tensors, presence_matches_warehouse
 from dagster_defs.ingest_assets import ingest_assets, ingest_checks, warehouse_parquet
 from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
-from dagster_defs.training_assets import world_model
+from dagster_defs.training_assets import world_model, world_model_evaluation
 
 
 def _sources_from_env() -> SourcesResource:
@@ -31,7 +31,7 @@ ingest_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, warehouse_parquet, canvas_tensors, world_model],
+    assets=[*ingest_assets, warehouse_parquet, canvas_tensors, world_model, world_model_evaluation],
     asset_checks=[*ingest_checks, presence_matches_warehouse],
     jobs=[ingest_job],
     resources={

@@ -62,23 +62,10 @@ def run_demo(
         raise_on_error=True,
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
-    for event in result.get_asset_materialization_events():
+    events = {e.asset_key.to_user_string(): e for e in result.get_asset_materialization_events()}
+    for name, event in events.items():
         metadata = {k: v.value for k, v in event.materialization.metadata.items()}
-        detail = (
-            f"{metadata['rows_in']:>8,} rows: {metadata['rows_inserted']:,} new, "
-            f"{metadata['rows_revised']:,} restated, {metadata['rows_unchanged']:,} unchanged"
-            if "rows_in" in metadata
-            else metadata.get("shape", "")
-            + (
-                f", coverage {metadata['coverage_pct']}% ({metadata['fields_observed']} fields "
-                f"observed)"
-                if "coverage_pct" in metadata
-                else ""
-            )
-            if "shape" in metadata
-            else ", ".join(f"{k}={v}" for k, v in metadata.items() if isinstance(v, int | float))
-        )
-        print(f"  {event.asset_key.to_user_string():<24} {detail}")
+        print(f"  {name:<24} {_describe(metadata)}")
     checks = result.get_asset_check_evaluations()
     failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed]
     print(
@@ -93,8 +80,55 @@ def run_demo(
     ):
         print(f"\n-- {title}\n{query};")
         print_table(wh.sql(query))
+    evaluation = events.get("world_model_evaluation")
+    if evaluation is not None:
+        _print_evaluation({k: v.value for k, v in evaluation.materialization.metadata.items()})
     print(
         '\nnext: .venv/bin/guwm sql "SELECT * FROM fields WHERE n_observations > 0"  |  '
         "make dev (the Dagster UI)"
     )
     return result
+
+
+def _describe(metadata: dict) -> str:
+    """One line about a materialization, from its metadata."""
+    if "rows_in" in metadata:
+        return (
+            f"{metadata['rows_in']:>8,} rows: {metadata['rows_inserted']:,} new, "
+            f"{metadata['rows_revised']:,} restated, {metadata['rows_unchanged']:,} unchanged"
+        )
+    if "shape" in metadata:
+        return (
+            f"{metadata['shape']}, coverage {metadata['coverage_pct']}% "
+            f"({metadata['fields_observed']} fields observed)"
+        )
+    if "final_loss" in metadata:
+        return (
+            f"{metadata['steps']} steps, loss {metadata['final_loss']}, validation "
+            f"{metadata['val_loss']} ({metadata['seconds']}s)"
+        )
+    if "summary" in metadata:
+        return "evaluated on the held-out test period (below)"
+    return ", ".join(f"{k}={v}" for k, v in metadata.items() if isinstance(v, int | float))
+
+
+def _print_evaluation(metadata: dict) -> None:
+    """The error ratios against the baselines, and the regime probe."""
+    summary = metadata["summary"]
+    baselines = list(next(iter(summary.values()))["ratio"])
+    header = " | ".join(f"vs {b:<11}" for b in baselines)
+    print(
+        "\n-- world model on the held-out test period: MSE ratio to each baseline "
+        "(< 1: the model is better)"
+    )
+    print(f"  {'task':<8} {'cells':>6} | {header}")
+    for task, row in summary.items():
+        ratios = " | ".join(f"{row['ratio'][b]:<14.3f}" for b in baselines)
+        print(f"  {task:<8} {row['n']:>6} | {ratios}")
+    if "regime_probe_accuracy" in metadata:
+        print(
+            f"\n-- regime probe (linear, blocked over time): accuracy "
+            f"{metadata['regime_probe_accuracy']:.1%} from the model's regime latent, "
+            f"{metadata['regime_raw_input_accuracy']:.1%} from the raw inputs, "
+            f"chance {metadata['regime_chance']:.1%}"
+        )

@@ -1,19 +1,31 @@
 """Training assets: the world model trained on the canvas shards, and its evaluation."""
 
+import json
 import time
 
 import dagster as dg
+import numpy as np
 import torch
 
 from canvas.layout import CanvasLayout
 from canvas.materialize import CanvasManifest
-from canvas.shards import build_shard_dataloader
+from canvas.shards import ShardDataset, build_shard_dataloader
 from dagster_defs.canvas_assets import canvas_tensors
 from dagster_defs.ingest_assets import OWNERS
 from dagster_defs.metadata import image_markdown
-from dagster_defs.resources import ArtifactsResource
+from dagster_defs.resources import ArtifactsResource, SourcesResource
+from ingest.sources import synthetic_world
 from training import FieldDecoder, FieldEncoder, MaskedCanvasTrainer, TrainConfig, build_backbone
+from training.evaluate import evaluate
+from training.inference import WorldModel
 from training.plots import plot_loss_curves
+from training.probe import (
+    blocked_probe,
+    labels_for,
+    plot_regime_timeline,
+    raw_inputs,
+    regime_latent,
+)
 
 
 class WorldModelConfig(dg.Config):
@@ -23,11 +35,17 @@ class WorldModelConfig(dg.Config):
     n_layers: int = 2
     attention: str = "factorized"  # scratch: "full" attends over every position
     n_steps: int = 300
-    batch_size: int = 32
+    batch_size: int = 16
     lr: float = 1e-3
     seed: int = 0
     device: str = "cpu"
     pretrained_model_id: str = "THUDM/CogVideoX-2b"
+
+
+class EvaluationConfig(dg.Config):
+    """Which trained run to evaluate (the backbone of the `world_model` run)."""
+
+    backbone: str = "scratch"
 
 
 def build_trainer(config: WorldModelConfig, bound: CanvasLayout, run_dir) -> MaskedCanvasTrainer:
@@ -93,3 +111,70 @@ def world_model(
             "loss_curve": dg.MetadataValue.md(image_markdown(curve, alt="loss")),
         }
     )
+
+
+def _window_days(dataset: ShardDataset) -> np.ndarray:
+    return dataset.__getitems__(list(range(len(dataset))))["window_end"].numpy()
+
+
+@dg.asset(
+    group_name="training",
+    kinds={"pytorch", "polars"},
+    owners=OWNERS,
+    deps=[world_model],
+    description="The world model on the held-out test period against honest baselines "
+    "(persistence, training mean, AR(1), a dynamic factor model), and on the synthetic "
+    "world a linear probe from the regime latent to the true hidden regime.",
+)
+def world_model_evaluation(
+    context: dg.AssetExecutionContext,
+    config: EvaluationConfig,
+    artifacts: ArtifactsResource,
+    sources: SourcesResource,
+) -> dg.MaterializeResult:
+    canvas_dir = artifacts.path("canvas")
+    manifest = CanvasManifest.load(canvas_dir)
+    run_dir = artifacts.path("world_model", f"{manifest.layout_hash}-{config.backbone}")
+    model = WorldModel.load(run_dir, canvas_dir=canvas_dir)
+    train = ShardDataset(canvas_dir, split="train", layout=model.bound)
+    test = ShardDataset(canvas_dir, split="test", layout=model.bound)
+    report = evaluate(model.parts, test, dataset_train=train)
+    out = run_dir / "evaluation"
+    report.save(out)
+    plots = report.plots(out)
+    metadata: dict[str, object] = {
+        "report": dg.MetadataValue.md(report.to_markdown()),
+        "summary": dg.MetadataValue.json(_summary_ratios(report.summary)),
+        **{
+            f"plot_{path.stem}": dg.MetadataValue.md(image_markdown(path, alt=path.stem))
+            for path in plots
+        },
+    }
+    settings = sources.settings()
+    if settings.mode == "synthetic":
+        every = ShardDataset(canvas_dir, split=None, layout=model.bound)
+        days = _window_days(every)
+        labels = labels_for(days, synthetic_world(settings.synthetic_config).regimes)
+        probe = blocked_probe(regime_latent(model, every), labels, raw=raw_inputs(every))
+        timeline = plot_regime_timeline(
+            days.astype("datetime64[D]"),
+            labels,
+            probe.pop("predicted"),
+            out / "regime_timeline.png",
+        )
+        metadata["regime_probe"] = dg.MetadataValue.json(probe)
+        metadata["regime_probe_accuracy"] = round(probe["accuracy"], 3)
+        metadata["regime_chance"] = round(probe["chance"], 3)
+        metadata["regime_raw_input_accuracy"] = round(probe["raw_accuracy"], 3)
+        metadata["regime_timeline"] = dg.MetadataValue.md(image_markdown(timeline))
+        (out / "regime_probe.json").write_text(json.dumps(probe, indent=1))
+    context.log.info(f"evaluation written to {out}")
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _summary_ratios(summary: dict) -> dict:
+    """Per task: scored cells and the pooled ratio of the model's MSE to each baseline's."""
+    return {
+        task: {"n": summary[task]["n"], "ratio": summary[task]["ratio"]}
+        for task in summary["tasks"]
+    }

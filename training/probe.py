@@ -217,3 +217,50 @@ def plot_regime_timeline(
     path = Path(path)
     fig.savefig(path, dpi=110)
     return path
+
+
+def blocked_probe(
+    latent: np.ndarray,
+    labels: np.ndarray,
+    *,
+    raw: np.ndarray | None = None,
+    folds: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The probe scored on each of `folds` contiguous time blocks, fitted on the others.
+
+    One held-out period may hold a single regime (then its chance level is 100% and the
+    score says nothing); blocks spread the test over the whole history. Returns the
+    window-weighted accuracy, chance level and raw-input accuracy over the blocks, and
+    the out-of-block prediction of every window. Chance is the accuracy of always
+    answering the most common regime of the other blocks.
+    """
+    labels = np.asarray(labels)
+    blocks = np.array_split(np.arange(len(labels)), folds)
+    predicted = np.empty(len(labels), dtype=labels.dtype)
+    scores = {"accuracy": 0.0, "chance": 0.0, "raw_accuracy": 0.0, "windows": 0}
+    for block in blocks:
+        rest = np.setdiff1d(np.arange(len(labels)), block)
+        if len(block) == 0 or len(np.unique(labels[rest])) < 2:
+            continue
+        result = regime_probe(
+            latent[rest],
+            labels[rest],
+            latent[block],
+            labels[block],
+            raw_train=None if raw is None else raw[rest],
+            raw_test=None if raw is None else raw[block],
+            seed=seed,
+        )
+        predicted[block] = result.predicted
+        n = len(block)
+        scores["windows"] += n
+        scores["accuracy"] += result.accuracy * n
+        values, counts = np.unique(labels[rest], return_counts=True)
+        scores["chance"] += float(np.mean(labels[block] == values[counts.argmax()])) * n
+        scores["raw_accuracy"] += (result.raw_accuracy or 0.0) * n
+    n = max(scores.pop("windows"), 1)
+    out = {k: v / n for k, v in scores.items()}
+    if raw is None:
+        out.pop("raw_accuracy")
+    return {**out, "folds": folds, "windows": n, "predicted": predicted}
