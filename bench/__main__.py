@@ -16,7 +16,11 @@ from pathlib import Path
 
 from bench.common import BenchResult, machine
 
-BENCHMARKS = {"ingest": "bench.ingest_bench", "canvas": "bench.canvas_bench"}
+BENCHMARKS = {
+    "ingest": "bench.ingest_bench",
+    "canvas": "bench.canvas_bench",
+    "training": "bench.training_bench",
+}
 RESULTS = Path(__file__).parent / "results"
 
 
