@@ -76,6 +76,7 @@ def run(*, quick: bool = False) -> BenchResult:
         "MiB",
         "output size",
         out_bytes / 2**20,
-        note="child process; streams field chunks into memory maps",
+        note=f"child process ({stats['rss_before_mb']:.0f} MiB after imports; the shards' "
+        "resident pages count too); field chunks of at most 5M placements",
     )
     return result

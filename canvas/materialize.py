@@ -35,7 +35,7 @@ from warehouse.store import Warehouse, as_timestamp
 
 log = logging.getLogger("guwm.canvas")
 MANIFEST = "manifest.json"
-PLACEMENT_BUDGET = 20_000_000  # placements per field chunk (~0.6 GB of index arrays)
+PLACEMENT_BUDGET = 5_000_000  # placements per field chunk (~0.2 GB of index arrays)
 
 
 @dataclass
