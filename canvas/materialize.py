@@ -20,9 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import shutil
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import polars as pl
 
 from canvas.align import Placements, place, split_bounds, step_edges
 from canvas.layout import CanvasLayout
+from warehouse.paths import staged_directory
 from warehouse.store import Warehouse, as_timestamp
 
 log = logging.getLogger("guwm.canvas")
@@ -271,9 +270,7 @@ def materialize_canvas(
     )
 
     out_dir = Path(out_dir)
-    staging = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex[:8]}")
-    staging.mkdir(parents=True)
-    try:
+    with staged_directory(out_dir) as staging:
         writer = _ShardWriter(staging, layout, n_windows, shard_windows, vector_dim)
         np.save(staging / "window_end.npy", window_end)
         np.save(staging / "edges.npy", edges)
@@ -329,14 +326,6 @@ def materialize_canvas(
             observations=total,
         )
         manifest.save(staging)
-        previous = out_dir.with_name(f".{out_dir.name}.old")
-        if out_dir.exists():
-            out_dir.rename(previous)
-        staging.rename(out_dir)
-        shutil.rmtree(previous, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     log.info(
         "canvas: %d windows x %d steps x %d fields from %d rows in %.1fs",
         n_windows,

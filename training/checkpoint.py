@@ -22,6 +22,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from warehouse.paths import staged_directory
+
 LATEST = "latest"
 
 
@@ -74,9 +76,8 @@ def save_checkpoint(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:07d}"
-    staging = directory / f".{name}.{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
+    final = directory / name
+    with staged_directory(final) as staging:
         save_file(
             trainable_state(modules),
             str(staging / "weights.safetensors"),
@@ -90,13 +91,6 @@ def save_checkpoint(
             **(meta or {}),
         }
         (staging / "meta.json").write_text(json.dumps(info, indent=1, default=str))
-        final = directory / name
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     pointer = directory / f".{LATEST}.{uuid.uuid4().hex[:8]}"
     pointer.write_text(name)
     os.replace(pointer, directory / LATEST)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import platformdirs
@@ -21,3 +25,24 @@ def default_warehouse_path() -> Path:
     if override:
         return Path(override).expanduser().resolve()
     return data_dir() / "warehouse.duckdb"
+
+
+@contextmanager
+def staged_directory(dest: Path) -> Iterator[Path]:
+    """A staging directory beside `dest` that replaces `dest` whole when the block ends.
+
+    Readers see the old directory or the new one, never half of either; if the block
+    raises, the staging directory is removed and `dest` is untouched.
+    """
+    staging = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}")
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        previous = dest.with_name(f".{dest.name}.old")
+        if dest.exists():
+            dest.rename(previous)
+        staging.rename(dest)
+        shutil.rmtree(previous, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -27,7 +26,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from warehouse.paths import default_warehouse_path
+from warehouse.paths import default_warehouse_path, staged_directory
 from warehouse.schema import Schema, default_schema
 from warehouse.validation import validate_batch
 
@@ -476,28 +475,17 @@ class Warehouse:
         a temporary directory and swapped in, so readers never see half an export.
         """
         dest = Path(dest) if dest is not None else self.path.with_name(self.path.stem + "_parquet")
-        staging = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}")
-        staging.mkdir(parents=True)
-        try:
-            with self.connect() as con:
+        with staged_directory(dest) as staging, self.connect() as con:
+            con.execute(
+                f"COPY (SELECT *, year(observed_at) AS year FROM observations) "
+                f"TO '{_sql_path(staging / 'observations')}' "
+                "(FORMAT parquet, PARTITION_BY (source, year))"
+            )
+            for table in ("field_catalog", "ingest_runs"):
                 con.execute(
-                    f"COPY (SELECT *, year(observed_at) AS year FROM observations) "
-                    f"TO '{_sql_path(staging / 'observations')}' "
-                    "(FORMAT parquet, PARTITION_BY (source, year))"
+                    f"COPY {table} TO '{_sql_path(staging / (table + '.parquet'))}' "
+                    "(FORMAT parquet)"
                 )
-                for table in ("field_catalog", "ingest_runs"):
-                    con.execute(
-                        f"COPY {table} TO '{_sql_path(staging / (table + '.parquet'))}' "
-                        "(FORMAT parquet)"
-                    )
-            previous = dest.with_name(f".{dest.name}.old")
-            if dest.exists():
-                dest.rename(previous)
-            staging.rename(dest)
-            shutil.rmtree(previous, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return dest
 
 
