@@ -21,6 +21,7 @@ def _sources_from_env() -> SourcesResource:
         # An EnvVar is resolved at run time and never shown in the UI or run config.
         fred_api_key=dg.EnvVar("FRED_API_KEY") if os.environ.get("FRED_API_KEY") else None,
         news_path=os.environ.get("GUWM_NEWS_PATH"),
+        tabular_spec=os.environ.get("GUWM_TABULAR_SPEC"),
     )
 
 

@@ -61,6 +61,12 @@ INGEST_SOURCES = (
         "all-MiniLM-L6-v2), headline volume and sentiment.",
         dt.timedelta(days=4),
     ),
+    IngestSource(
+        "tabular",
+        "Any CSV/Parquet tables mapped column by column to field paths (tabular_adapter): "
+        "the tables of $GUWM_TABULAR_SPEC, else a default per mode.",
+        dt.timedelta(days=35),
+    ),
 )
 
 

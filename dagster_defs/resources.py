@@ -34,6 +34,7 @@ class SourcesResource(dg.ConfigurableResource):
     tickers: list[str] = list(DEFAULT_TICKERS)
     fred_api_key: str | None = None
     news_path: str | None = None
+    tabular_spec: str | None = None
 
     def settings(self) -> SourceSettings:
         return SourceSettings(
@@ -45,6 +46,7 @@ class SourcesResource(dg.ConfigurableResource):
             tickers=tuple(self.tickers),
             fred_api_key=self.fred_api_key,
             news_path=Path(self.news_path) if self.news_path else None,
+            tabular_spec=Path(self.tabular_spec) if self.tabular_spec else None,
         )
 
 

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+import polars as pl
+import yaml
 
 from ingest.base import FetchResult, RetryPolicy, SourceError
 from ingest.synthetic import SyntheticWorld, SyntheticWorldConfig, generate_world
 from warehouse.schema import firm_entity
 
 Mode = Literal["synthetic", "recorded", "live"]
-SOURCES: tuple[str, ...] = ("fred", "yahoo", "pmi", "earnings", "news")
+SOURCES: tuple[str, ...] = ("fred", "yahoo", "pmi", "earnings", "news", "tabular")
 DEFAULT_TICKERS: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "AMZN", "JPM", "XOM")
 
 
@@ -37,6 +41,7 @@ class SourceSettings:
     tickers: tuple[str, ...] = DEFAULT_TICKERS
     fred_api_key: str | None = field(default=None, repr=False)
     news_path: Path | None = None
+    tabular_spec: Path | None = None
     policy: RetryPolicy = RetryPolicy()
 
     def __post_init__(self) -> None:
@@ -78,11 +83,74 @@ def fetch(
     """
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; one of {', '.join(SOURCES)}")
+    if source == "tabular":
+        return _tabular(settings)
     if settings.mode == "synthetic":
         return _synthetic(source, settings)
     if settings.mode == "recorded":
         return _recorded(source, settings)
     return _live(source, settings, since or {})
+
+
+def tabular_tables(settings: SourceSettings) -> list[dict[str, Any]]:
+    """The tables the tabular source reads: `tabular_spec` (YAML), else a default per mode.
+
+    A spec file holds `tables:`, each with `path` and `mapping` (column -> field path)
+    and optionally `date_column`, `known_at_column`, `release_lag`, `date_format`,
+    `skip_rows_after_header`, `separator`, `encoding`, `name` (tabular_adapter's
+    arguments; relative paths are relative to the spec file).
+    """
+    if settings.tabular_spec is not None:
+        spec_path = Path(settings.tabular_spec)
+        tables = yaml.safe_load(spec_path.read_text()).get("tables") or []
+        return [{**t, "path": str(spec_path.parent / t["path"])} for t in tables]
+    if settings.mode == "recorded":
+        return [
+            {
+                "path": str(Path(settings.recorded_dir) / "macro" / "fred_md_current.csv"),
+                "name": "FRED-MD",
+                "mapping": {"TB3MS": "country_us.macro.rates.treasury_3m"},
+                "date_column": "sasdate",
+                "date_format": "%m/%d/%Y",
+                "skip_rows_after_header": 1,
+                "release_lag": "1mo5d",
+            }
+        ]
+    if settings.mode == "synthetic":
+        return [_synthetic_spreadsheet(settings)]
+    return []
+
+
+def _synthetic_spreadsheet(settings: SourceSettings) -> dict[str, Any]:
+    """A user-style CSV export (monthly consumer sentiment) from the synthetic world."""
+    path = SENTIMENT_FIELD
+    frame = synthetic_world(settings.synthetic_config).sources["fred"]
+    table = (
+        frame.filter(pl.col("field_path") == path)
+        .group_by("observed_at")
+        .agg(pl.col("value").sort_by("known_at").last().alias("sentiment"))
+        .sort("observed_at")
+        .select(pl.col("observed_at").dt.strftime("%Y-%m-%d").alias("month"), "sentiment")
+    )
+    target = Path(tempfile.mkdtemp(prefix="guwm-tabular-")) / "sentiment_survey.csv"
+    table.write_csv(target)
+    return {
+        "path": str(target),
+        "name": "sentiment survey",
+        "mapping": {"sentiment": path},
+        "date_column": "month",
+        "release_lag": "1mo14d",
+    }
+
+
+def _tabular(settings: SourceSettings) -> FetchResult:
+    from ingest.tabular import tabular_adapter
+
+    tables = tabular_tables(settings)
+    if not tables:
+        raise SourceError("source 'tabular': live mode needs tabular_spec (a YAML of tables)")
+    frames = [tabular_adapter(**table)[1] for table in tables]
+    return FetchResult("tabular", pl.concat(frames, how="diagonal_relaxed"))
 
 
 def _synthetic(source: str, settings: SourceSettings) -> FetchResult:
@@ -150,12 +218,15 @@ def _live(source: str, settings: SourceSettings, since: Mapping[str, dt.date]) -
 
 
 NEWS_FIELDS = ("narratives.news.embedding", "narratives.news.volume", "narratives.news.sentiment")
+SENTIMENT_FIELD = "country_us.macro.sentiment.consumer_sentiment"
 
 
 def expected_fields(source: str, settings: SourceSettings) -> list[str]:
     """The field paths a source should fill in the configured mode (for asset checks)."""
     if source == "news":
         return list(NEWS_FIELDS)
+    if source == "tabular":
+        return sorted({p for t in tabular_tables(settings) for p in t["mapping"].values()})
     if settings.mode == "synthetic":
         frame = synthetic_world(settings.synthetic_config).sources[source]
         return sorted(frame["field_path"].unique())

@@ -129,3 +129,41 @@ def test_recorded_mode_loads_the_real_files(tmp_path, shared_data):
         if not c.passed
     ]
     assert not [f for f in failed if "values_are_finite" in f or "expected_fields" in f], failed
+
+
+def test_tabular_asset_ingests_the_default_table_and_a_spec_file(tmp_path):
+    path = tmp_path / "wh.duckdb"
+    result = dg.materialize(_selection(["tabular"]), resources=_resources(path))
+    assert result.success
+    stored = (
+        Warehouse(path)
+        .sql("SELECT DISTINCT source, field_path FROM observations ORDER BY 1, 2")
+        .rows()
+    )
+    assert stored == [("synthetic_tabular", "country_us.macro.sentiment.consumer_sentiment")]
+    # a user's YAML spec of tables replaces the default
+    csv = tmp_path / "rates.csv"
+    csv.write_text("day,bill\n2020-01-02,1.5\n2020-01-03,1.52\n")
+    spec = tmp_path / "tables.yaml"
+    spec.write_text(
+        "tables:\n  - path: rates.csv\n    date_column: day\n    release_lag: 1d\n"
+        "    mapping: {bill: country_us.macro.rates.treasury_3m}\n"
+    )
+    resources = _resources(path, tabular_spec=str(spec))
+    assert dg.materialize(_selection(["tabular"]), resources=resources).success
+    rows = Warehouse(path).as_of("2020-02-01", "country_us.macro.rates.treasury_3m")
+    assert rows["value"].to_list() == [1.5, 1.52]
+
+
+def test_recorded_tabular_default_reads_fred_md(tmp_path, shared_data):
+    path = tmp_path / "wh.duckdb"
+    resources = {
+        "warehouse": WarehouseResource(path=str(path)),
+        "sources": SourcesResource(mode="recorded", recorded_dir=str(shared_data)),
+    }
+    assert dg.materialize(_selection(["tabular"]), resources=resources).success
+    march_2020 = Warehouse(path).as_of(
+        "2020-06-01", "country_us.macro.rates.treasury_3m", start="2020-03-01", end="2020-03-01"
+    )
+    assert march_2020["source"].to_list() == ["tabular"]
+    assert 0 < march_2020["value"][0] < 1.5  # the 3-month bill rate in March 2020
