@@ -27,6 +27,7 @@ from warehouse.schema import firm_entity
 Mode = Literal["synthetic", "recorded", "live"]
 SOURCES: tuple[str, ...] = ("fred", "yahoo", "pmi", "earnings", "news", "tabular")
 DEFAULT_TICKERS: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "AMZN", "JPM", "XOM")
+SENTIMENT_FIELD = "country_us.macro.sentiment.consumer_sentiment"
 
 
 @dataclass(frozen=True)
@@ -117,30 +118,33 @@ def tabular_tables(settings: SourceSettings) -> list[dict[str, Any]]:
             }
         ]
     if settings.mode == "synthetic":
-        return [_synthetic_spreadsheet(settings)]
+        return [SYNTHETIC_SPREADSHEET]
     return []
 
 
-def _synthetic_spreadsheet(settings: SourceSettings) -> dict[str, Any]:
-    """A user-style CSV export (monthly consumer sentiment) from the synthetic world."""
-    path = SENTIMENT_FIELD
+# The synthetic mode's table: a user-style CSV export written at fetch time.
+SYNTHETIC_SPREADSHEET: dict[str, Any] = {
+    "path": "sentiment_survey.csv",
+    "name": "sentiment survey",
+    "mapping": {"sentiment": SENTIMENT_FIELD},
+    "date_column": "month",
+    "release_lag": "1mo14d",
+}
+
+
+def _write_synthetic_spreadsheet(settings: SourceSettings, directory: Path) -> Path:
+    """Monthly consumer sentiment from the synthetic world, as a user would export it."""
     frame = synthetic_world(settings.synthetic_config).sources["fred"]
     table = (
-        frame.filter(pl.col("field_path") == path)
+        frame.filter(pl.col("field_path") == SENTIMENT_FIELD)
         .group_by("observed_at")
         .agg(pl.col("value").sort_by("known_at").last().alias("sentiment"))
         .sort("observed_at")
         .select(pl.col("observed_at").dt.strftime("%Y-%m-%d").alias("month"), "sentiment")
     )
-    target = Path(tempfile.mkdtemp(prefix="guwm-tabular-")) / "sentiment_survey.csv"
+    target = directory / SYNTHETIC_SPREADSHEET["path"]
     table.write_csv(target)
-    return {
-        "path": str(target),
-        "name": "sentiment survey",
-        "mapping": {"sentiment": path},
-        "date_column": "month",
-        "release_lag": "1mo14d",
-    }
+    return target
 
 
 def _tabular(settings: SourceSettings) -> FetchResult:
@@ -149,7 +153,12 @@ def _tabular(settings: SourceSettings) -> FetchResult:
     tables = tabular_tables(settings)
     if not tables:
         raise SourceError("source 'tabular': live mode needs tabular_spec (a YAML of tables)")
-    frames = [tabular_adapter(**table)[1] for table in tables]
+    with tempfile.TemporaryDirectory(prefix="guwm-tabular-") as tmp:
+        frames = []
+        for table in tables:
+            if table is SYNTHETIC_SPREADSHEET:
+                table = {**table, "path": _write_synthetic_spreadsheet(settings, Path(tmp))}
+            frames.append(tabular_adapter(**table)[1])
     return FetchResult("tabular", pl.concat(frames, how="diagonal_relaxed"))
 
 
@@ -218,7 +227,6 @@ def _live(source: str, settings: SourceSettings, since: Mapping[str, dt.date]) -
 
 
 NEWS_FIELDS = ("narratives.news.embedding", "narratives.news.volume", "narratives.news.sentiment")
-SENTIMENT_FIELD = "country_us.macro.sentiment.consumer_sentiment"
 
 
 def expected_fields(source: str, settings: SourceSettings) -> list[str]:
