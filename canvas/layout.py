@@ -111,6 +111,12 @@ class CanvasLayout:
     def n_positions(self) -> int:
         return self.T * self.H * self.W
 
+    @cached_property
+    def latent_positions(self) -> np.ndarray:
+        """Spatial positions of the latent (regime) fields; empty when there are none."""
+        latent = [self.positions(self.paths[f]) for f in np.flatnonzero(self.latent_mask)]
+        return np.concatenate(latent) if latent else np.zeros(0, dtype=np.int64)
+
     def positions(self, path: str) -> np.ndarray:
         """Spatial positions (indices into H*W) owned by a field."""
         i = self.index[path]

@@ -18,7 +18,6 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import torch
 from torch import Tensor, nn
@@ -97,8 +96,8 @@ class WorldModel(nn.Module):
     def regime_latent(self, batch: Mapping[str, Tensor]) -> Tensor:
         """(B, n_regime_fields * d_model): backbone tokens at the regime fields, last step."""
         _, tokens = self(batch)
-        positions = [int(self.bound.slot_offset[i]) for i in np.flatnonzero(self.bound.latent_mask)]
-        if not positions:
+        positions = torch.as_tensor(self.bound.latent_positions)
+        if not len(positions):
             raise ValueError("the layout has no regime (latent) fields")
         return tokens[:, -1, positions].flatten(1)
 

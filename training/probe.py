@@ -75,12 +75,6 @@ def latent_source(layout: CanvasLayout) -> str:
     return "no regime field: mean of all real positions of the last step"
 
 
-def _latent_positions(layout: CanvasLayout) -> np.ndarray:
-    """Spatial positions of the latent fields (empty when the layout has none)."""
-    latent = [layout.positions(layout.paths[f]) for f in np.flatnonzero(layout.latent_mask)]
-    return np.concatenate(latent) if latent else np.zeros(0, dtype=np.int64)
-
-
 @torch.no_grad()
 def regime_latent(trainer: Any, dataset: CanvasDataset, *, batch_size: int = 64) -> np.ndarray:
     """(N, d) backbone output at the regime fields of each window's last step (see above).
@@ -88,7 +82,7 @@ def regime_latent(trainer: Any, dataset: CanvasDataset, *, batch_size: int = 64)
     `trainer` is anything with ``encoder`` and ``backbone`` modules (a trainer).
     """
     layout: CanvasLayout = dataset.layout
-    positions = torch.as_tensor(_latent_positions(layout), dtype=torch.long)
+    positions = torch.as_tensor(layout.latent_positions, dtype=torch.long)
     log.info("regime latent from %s", latent_source(layout))
     modules = [trainer.encoder, trainer.backbone]
     modes = [m.training for m in modules]
