@@ -65,7 +65,7 @@ def run_demo(
     events = {e.asset_key.to_user_string(): e for e in result.get_asset_materialization_events()}
     for name, event in events.items():
         metadata = {k: v.value for k, v in event.materialization.metadata.items()}
-        print(f"  {name:<24} {_describe(metadata)}")
+        print(f"  {name:<34} {_describe(metadata)}")
     checks = result.get_asset_check_evaluations()
     failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed]
     print(
@@ -101,6 +101,18 @@ def _describe(metadata: dict) -> str:
         return (
             f"{metadata['shape']}, coverage {metadata['coverage_pct']}% "
             f"({metadata['fields_observed']} fields observed)"
+        )
+    if "merge_sources" in metadata:
+        if metadata["status"] == "skipped":
+            return f"skipped: {metadata['reason']}"
+        return (
+            f"{metadata['status']}: {metadata['fields']} fields, {metadata['steps']} steps, "
+            f"loss {metadata['final_loss']} (from {metadata['merge_sources']})"
+        )
+    if "tier0_parallel_seconds" in metadata:
+        return (
+            f"{metadata['nodes']} nodes: {metadata['trained']} trained, {metadata['reused']} "
+            f"reused, {metadata['skipped']} skipped"
         )
     if "final_loss" in metadata:
         return (

@@ -1,10 +1,12 @@
-"""The whole asset graph on a small synthetic world: ingest -> canvas -> train -> evaluate."""
+"""The whole asset graph on a small synthetic world: ingest -> canvas -> train -> evaluate,
+and the curriculum."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from dagster_defs import defs
+from dagster_defs.curriculum_assets import CurriculumResource
 from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
 
 
@@ -14,6 +16,9 @@ def test_the_asset_graph_trains_and_evaluates(tmp_path):
         "warehouse": WarehouseResource(path=str(tmp_path / "wh.duckdb")),
         "sources": SourcesResource(start_date="2008-01-01", end_date="2016-12-31"),
         "artifacts": ArtifactsResource(root=str(tmp_path / "artifacts")),
+        "curriculum": CurriculumResource(
+            T=4, d_model=16, n_layers=1, batch_size=4, steps_per_tier=[2]
+        ),
     }
     config = {
         "ops": {
@@ -36,6 +41,7 @@ def test_the_asset_graph_trains_and_evaluates(tmp_path):
     assert set(evaluation["summary"]["nowcast"]["ratio"]) == {"persistence", "mean", "ar1", "dfm"}
     assert 0 <= evaluation["regime_probe_accuracy"] <= 1
     assert "data:image/png;base64" in evaluation["regime_timeline"]
+    assert events["curriculum_summary"]["trained"] == 12
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks["presence_matches_warehouse"]
     run_dirs = list((tmp_path / "artifacts" / "world_model").iterdir())

@@ -24,8 +24,9 @@ The decoder reads each field back from its own positions: a per-field linear map
 d_model -> 1 for scalars, and per (field, slot) maps d_model -> D / slots for vectors,
 concatenated over the slots. Everything is batched over fields (einsum / broadcast).
 
-`load_fields_from(other)` copies the per-field parameters of the fields two layouts
-share (by path), which is how a curriculum carries weights onto a growing canvas.
+`load_fields_from(*others)` sets the per-field parameters of every field the others
+hold (by path) to their mean (a copy for one), which is how a curriculum carries
+weights onto a growing canvas and joins branches.
 """
 
 from __future__ import annotations
@@ -154,23 +155,32 @@ class _FieldModule(nn.Module):
         )
 
     @torch.no_grad()
-    def load_fields_from(self, other: _FieldModule) -> FieldTransfer:
-        """Copy the per-field parameters of the fields `other` shares with this module."""
-        if type(other) is not type(self):
-            raise TypeError(f"cannot load {type(self).__name__} from {type(other).__name__}")
-        if other.d_model != self.d_model:
-            raise ValueError(f"d_model differs: {other.d_model} vs {self.d_model}")
+    def load_fields_from(self, *others: _FieldModule) -> FieldTransfer:
+        """Set each field's parameters to the mean over the `others` that hold it.
+
+        One module copies; several (a curriculum join) are averaged element-wise per
+        field, over just the modules that have the field. Fields none of them holds keep
+        their initialisation and are listed as `initialised`.
+        """
+        if not others:
+            raise ValueError("load_fields_from needs at least one module")
+        for other in others:
+            if type(other) is not type(self):
+                raise TypeError(f"cannot load {type(self).__name__} from {type(other).__name__}")
+            if other.d_model != self.d_model:
+                raise ValueError(f"d_model differs: {other.d_model} vs {self.d_model}")
         copied, initialised = [], []
         for path in self.field_paths:
-            if not self._shares(other, path):
+            holders = [other for other in others if self._shares(other, path)]
+            if not holders:
                 initialised.append(path)
                 continue
             for name, (kind, chunk_axis) in self._per_field.items():
                 rows = self._rows(kind, chunk_axis, path)
                 if rows is not None:
-                    getattr(self, name)[rows] = getattr(other, name)[
-                        other._rows(kind, chunk_axis, path)
-                    ]
+                    getattr(self, name)[rows] = torch.stack(
+                        [getattr(o, name)[o._rows(kind, chunk_axis, path)] for o in holders]
+                    ).mean(0)
             copied.append(path)
         return FieldTransfer(copied, initialised)
 
@@ -255,16 +265,21 @@ class FieldEncoder(_FieldModule):
         return tokens
 
     @torch.no_grad()
-    def load_fields_from(self, other: _FieldModule) -> FieldTransfer:
-        """Copy the shared fields' parameters, plus the shared semantic projection and the
-        temporal embedding (aligned on the latest step, when the step size matches)."""
-        transfer = super().load_fields_from(other)
-        assert isinstance(other, FieldEncoder)
-        if other.semantic.shape[1] == self.semantic.shape[1]:
-            self.semantic_proj.load_state_dict(other.semantic_proj.state_dict())
-        if other.bound.step == self.bound.step:
-            n = min(self.bound.T, other.bound.T)
-            self.temporal[-n:] = other.temporal[-n:]
+    def load_fields_from(self, *others: _FieldModule) -> FieldTransfer:
+        """Average the shared fields' parameters (see the base class), plus the semantic
+        projection and the temporal embedding over the `others` that have them (time
+        steps aligned on the latest step, when the step size matches)."""
+        transfer = super().load_fields_from(*others)
+        same_semantic = [o for o in others if o.semantic.shape[1] == self.semantic.shape[1]]
+        for name in ("weight", "bias"):
+            if same_semantic:
+                getattr(self.semantic_proj, name).copy_(
+                    torch.stack([getattr(o.semantic_proj, name) for o in same_semantic]).mean(0)
+                )
+        same_step = [o for o in others if o.bound.step == self.bound.step]
+        if same_step:
+            n = min(self.bound.T, *(o.bound.T for o in same_step))
+            self.temporal[-n:] = torch.stack([o.temporal[-n:] for o in same_step]).mean(0)
         return transfer
 
     def _vector_tokens(self, batch: Mapping[str, Tensor]) -> Tensor:

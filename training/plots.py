@@ -1,9 +1,10 @@
-"""Training pictures: loss curves."""
+"""Training pictures: loss curves, the curriculum timeline."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def plot_loss_curves(
@@ -29,6 +30,42 @@ def plot_loss_curves(
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title(title, fontsize=10)
+    path = Path(path)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_curriculum_timeline(results: Sequence[Any], path: str | Path) -> Path:
+    """When each curriculum node trained: one bar per node, coloured by tier."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from warehouse.store import as_timestamp
+
+    ran = [r for r in results if r.started_at and r.finished_at and r.status == "trained"]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * max(4, len(results)) + 1))
+    if ran:
+        origin = min(as_timestamp(r.started_at) for r in ran)
+        colours = plt.get_cmap("viridis")
+        depth = max(r.tier for r in ran) or 1
+        for row, r in enumerate(ran):
+            start = (as_timestamp(r.started_at) - origin).total_seconds()
+            length = (as_timestamp(r.finished_at) - origin).total_seconds() - start
+            ax.barh(row, length, left=start, color=colours(r.tier / depth * 0.85))
+        ax.set_yticks(range(len(ran)), [f"{r.name} (tier {r.tier})" for r in ran], fontsize=8)
+        ax.invert_yaxis()
+    ax.set_xlabel("seconds since the first node started")
+    skipped = [r.name for r in results if r.status == "skipped"]
+    reused = [r.name for r in results if r.status == "reused"]
+    notes = [
+        f"skipped: {', '.join(skipped)}" if skipped else "",
+        f"reused: {len(reused)}" if reused else "",
+    ]
+    ax.set_title("curriculum run " + "; ".join(n for n in notes if n), fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
     path = Path(path)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)

@@ -1,4 +1,4 @@
-"""The `guwm` command line: query the field warehouse, list fields, run the demo.
+"""The `guwm` command line: query the warehouse, list fields, run the demo, curricula.
 
 Errors print one line and exit non-zero; `--debug` shows the traceback.
 """
@@ -148,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", default="2024-12-31")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    from training.cli import add_parser as add_curriculum_parser
+
+    add_curriculum_parser(sub)
     return parser
 
 

@@ -389,21 +389,8 @@ class Warehouse:
         "1w", "1mo", "1q") where each cell holds the last observation in that period
         (if several sources report a field, the most recently known value wins).
         """
-        t_ts = as_timestamp(t) if t is not None else _utc_now()
-        where = ["known_at <= $t"]
-        params: dict[str, object] = {"t": t_ts}
-        if fields is not None:
-            patterns = [fields] if isinstance(fields, str) else list(fields)
-            where.append(self._field_filter(patterns, params))
-        if start is not None:
-            where.append("observed_at >= $start")
-            params["start"] = as_timestamp(start)
-        if end is not None:
-            where.append("observed_at <= $end")
-            params["end"] = as_timestamp(end)
-        if sources is not None:
-            where.append("list_contains($sources, source)")
-            params["sources"] = list(sources)
+        params: dict[str, object] = {"t": as_timestamp(t) if t is not None else _utc_now()}
+        where = ["known_at <= $t", *self._filters(params, fields, start, end, sources)]
         query = f"""
             SELECT field_path, observed_at, source, value, vector, known_at
             FROM observations
@@ -417,8 +404,55 @@ class Warehouse:
             return long
         return _to_wide(long, every=every, start=start, end=end)
 
+    def vintages(
+        self,
+        fields: Sequence[str] | str | None = None,
+        *,
+        start: dt.datetime | dt.date | str | None = None,
+        end: dt.datetime | dt.date | str | None = None,
+        sources: Sequence[str] | None = None,
+    ) -> pl.DataFrame:
+        """Every stored vintage (the input of a point-in-time canvas), long format.
+
+        Columns field_path, observed_at, source, value, vector, known_at; filters as in
+        `as_of`. Unlike `as_of`, revised values keep all their vintages.
+        """
+        params: dict[str, object] = {}
+        where = self._filters(params, fields, start, end, sources) or ["true"]
+        return self.sql(
+            "SELECT field_path, observed_at, source, value, vector, known_at FROM observations "
+            f"WHERE {' AND '.join(where)} ORDER BY field_path, observed_at, known_at, source",
+            params,
+        )
+
+    def _filters(
+        self,
+        params: dict[str, object],
+        fields: Sequence[str] | str | None,
+        start: dt.datetime | dt.date | str | None,
+        end: dt.datetime | dt.date | str | None,
+        sources: Sequence[str] | None,
+    ) -> list[str]:
+        """SQL predicates (parameters added to `params`) for the common filters."""
+        where = []
+        if fields is not None:
+            patterns = [fields] if isinstance(fields, str) else list(fields)
+            where.append(self._field_filter(patterns, params))
+        if start is not None:
+            where.append("observed_at >= $start")
+            params["start"] = as_timestamp(start)
+        if end is not None:
+            where.append("observed_at <= $end")
+            params["end"] = as_timestamp(end)
+        if sources is not None:
+            where.append("list_contains($sources, source)")
+            params["sources"] = list(sources)
+        return where
+
     def _field_filter(self, patterns: list[str], params: dict[str, object]) -> str:
         """SQL predicate for exact paths, segment prefixes and globs; validates each."""
+        if not patterns:
+            return "false"
         clauses = []
         for i, pattern in enumerate(patterns):
             self.schema.project(pattern)  # UnknownFieldError with suggestions

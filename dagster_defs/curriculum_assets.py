@@ -1,0 +1,264 @@
+"""The curriculum as Dagster assets: one asset per DAG node, depending on its parents.
+
+Independent branches (the six foundation nodes) run in parallel under the multiprocess
+executor; a join runs once all its parents are materialized. Every node reads the
+warehouse (only its own fields), starts from its parents' weights and records its
+result beside its checkpoint, where its children find it. `curriculum_summary` draws
+the run: which node ran when (tier-0 bars overlap when they ran in parallel).
+
+The DAG comes from `$GUWM_CURRICULUM_DAG` (a YAML file, see `training.dag`) or is the
+standard 12-node DAG. The settings every node shares are the `curriculum` resource.
+"""
+
+import datetime as dt
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import dagster as dg
+import torch
+
+from canvas.sources import sources_from_warehouse
+from dagster_defs.ingest_assets import OWNERS, ingest_assets
+from dagster_defs.metadata import image_markdown
+from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
+from ingest.sources import SOURCES
+from training.compute import estimate_compute
+from training.dag import (
+    DAGNode,
+    load_dag,
+    standard_dag,
+    tiers,
+    validate_dag,
+    with_steps_per_tier,
+)
+from training.dag_trainer import (
+    NodeResult,
+    parallel_seconds,
+    schema_for,
+    split_between,
+    train_node,
+)
+from training.plots import plot_curriculum_timeline
+from training.settings import CurriculumSettings
+from warehouse.store import Warehouse
+
+GROUP = "curriculum"
+
+
+class CurriculumResource(dg.ConfigurableResource):
+    """Settings every curriculum node shares (see `training.settings.CurriculumSettings`).
+
+    `steps_per_tier` replaces the DAG's own step counts by tier (the last entry covers
+    deeper tiers): a quick CPU run of the standard DAG without editing it.
+    """
+
+    backbone: str = "scratch"
+    pretrained_model_id: str = "THUDM/CogVideoX-2b"
+    n_layers: int = 2
+    objective: str = "masked"
+    T: int = 12
+    step: str = "1mo"
+    d_model: int = 64
+    batch_size: int = 16
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 1  # torch threads per node process (nodes run side by side)
+    steps_per_tier: list[int] | None = None
+
+    def settings(self) -> CurriculumSettings:
+        return CurriculumSettings(
+            backbone=self.backbone,
+            pretrained_model_id=self.pretrained_model_id,
+            n_layers=self.n_layers,
+            objective=self.objective,
+            T=self.T,
+            step=self.step,
+            d_model=self.d_model,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            seed=self.seed,
+            device=self.device,
+        )
+
+    def dag(self, nodes: list[DAGNode]) -> list[DAGNode]:
+        """The nodes as this run trains them (`steps_per_tier` applied)."""
+        return with_steps_per_tier(nodes, self.steps_per_tier or [])
+
+
+def curriculum_dag() -> list[DAGNode]:
+    """The DAG of the code location: `$GUWM_CURRICULUM_DAG` or the standard DAG."""
+    path = os.environ.get("GUWM_CURRICULUM_DAG")
+    return load_dag(path) if path else standard_dag()
+
+
+def asset_name(node: str) -> str:
+    return f"curriculum_{node}"
+
+
+def _split(
+    wh: Warehouse, sources: list[str], settings: CurriculumSettings
+) -> tuple[dt.datetime, dt.datetime]:
+    """One train / val split for every node, over the sources' whole date range."""
+    lo, hi = wh.sql(
+        "SELECT min(observed_at), max(observed_at) FROM observations "
+        "WHERE list_contains($s, source)",
+        {"s": sources},
+    ).row(0)
+    if lo is None:
+        raise dg.Failure("the warehouse holds no observation of the configured sources")
+    return split_between(lo, hi, settings)
+
+
+def _node_asset(nodes: list[DAGNode], node: DAGNode, tier: int) -> dg.AssetsDefinition:
+    parents = [dg.AssetKey(asset_name(p)) for p in node.parents]
+    deps = parents or [a.key for a in ingest_assets]
+    origin = (
+        f"joins {', '.join(node.parents)} (element-wise average of their trainable weights)"
+        if len(node.parents) > 1
+        else f"forks from {node.parents[0]} (a copy of its weights)"
+        if node.parents
+        else "starts from fresh weights"
+    )
+
+    @dg.asset(
+        name=asset_name(node.name),
+        group_name=GROUP,
+        kinds={"pytorch"},
+        owners=OWNERS,
+        deps=deps,
+        tags={"tier": str(tier)},
+        description=f"Curriculum node `{node.name}` (tier {tier}): {node.description} "
+        f"Fields: {', '.join(node.fields)}. It {origin}.",
+    )
+    def _train(
+        context: dg.AssetExecutionContext,
+        curriculum: CurriculumResource,
+        warehouse: WarehouseResource,
+        sources: SourcesResource,
+        artifacts: ArtifactsResource,
+    ) -> dg.MaterializeResult:
+        torch.set_num_threads(curriculum.threads)
+        settings = curriculum.settings()
+        out_dir = artifacts.path(GROUP)
+        names = [sources.settings().warehouse_source(s) for s in SOURCES]
+        wh = warehouse.open(read_only=True)
+        pairs = sources_from_warehouse(wh, list(node.fields), sources=names)
+        parent_results = [NodeResult.load(out_dir / p / "latest.json") for p in node.parents]
+        dag = curriculum.dag(nodes)
+        result = train_node(
+            next(n for n in dag if n.name == node.name),
+            pairs,
+            parent_results,
+            settings,
+            out_dir,
+            tier=tier,
+            split=_split(wh, names, settings),
+            schema=schema_for(pairs),
+        )
+        context.log.info(
+            f"{node.name}: {result.status} {result.reason} from {result.merged_from or 'fresh'}"
+        )
+        estimate = estimate_compute(dag, settings)
+        return dg.MaterializeResult(
+            metadata={
+                **_metadata(result),
+                "compute_estimate": dg.MetadataValue.json(estimate.node_metadata(node.name)),
+            }
+        )
+
+    return _train
+
+
+def _metadata(result: NodeResult) -> dict[str, object]:
+    metadata: dict[str, object] = {
+        "status": result.status,
+        "tier": result.tier,
+        "fields": len(result.fields),
+        "field_paths": dg.MetadataValue.json(result.fields),
+        "steps": result.steps,
+        "merge_sources": ", ".join(result.merged_from) or "fresh weights",
+        "started_at": result.started_at,
+        "finished_at": result.finished_at,
+        "pid": result.pid,
+    }
+    if result.reason:
+        metadata["reason"] = result.reason
+    if result.trained:
+        run_dir = Path(result.run_dir)
+        metadata |= {
+            "final_loss": round(float(result.final_loss or float("nan")), 5),
+            "val_loss": round(float(result.val_loss or float("nan")), 5),
+            "seconds": result.seconds,
+            "canvas": "x".join(map(str, result.canvas)),
+            "sources": ", ".join(result.sources),
+            "merge": dg.MetadataValue.json(result.merge),
+            "checkpoint": dg.MetadataValue.path(str(run_dir / "checkpoints")),
+            "loss_curve": dg.MetadataValue.md(image_markdown(run_dir / "loss.png", alt="loss")),
+        }
+    return metadata
+
+
+def build_curriculum_assets(nodes: list[DAGNode]) -> list[dg.AssetsDefinition]:
+    """One asset per node plus `curriculum_summary`."""
+    nodes = validate_dag(nodes)
+    depth = tiers(nodes)
+    node_assets = [_node_asset(nodes, node, depth[node.name]) for node in nodes]
+    names = [n.name for n in nodes]
+
+    @dg.asset(
+        group_name=GROUP,
+        kinds={"pytorch"},
+        owners=OWNERS,
+        deps=[a.key for a in node_assets],
+        description="The curriculum run at a glance: every node's result and a timeline of "
+        "when each node trained (overlapping bars ran in parallel).",
+    )
+    def curriculum_summary(
+        context: dg.AssetExecutionContext,
+        curriculum: CurriculumResource,
+        artifacts: ArtifactsResource,
+    ) -> dg.MaterializeResult:
+        out_dir = artifacts.path(GROUP)
+        results = [NodeResult.load(out_dir / n / "latest.json") for n in names]
+        timeline = plot_curriculum_timeline(results, out_dir / "timeline.png")
+        rows = [
+            "| tier | node | status | fields | steps | final loss | from | started | finished |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in results:
+            loss = f"{r.final_loss:.4f}" if r.final_loss is not None else "-"
+            rows.append(
+                f"| {r.tier} | {r.name} | {r.status} {r.reason} | {len(r.fields)} | {r.steps} "
+                f"| {loss} | {', '.join(r.merged_from) or '-'} | {r.started_at[11:23]} "
+                f"| {r.finished_at[11:23]} |"
+            )
+        overlap = parallel_seconds(results, tier=0)
+        (out_dir / "summary.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
+        context.log.info(f"curriculum: {len(results)} nodes; tier-0 overlap {overlap:.1f}s")
+        return dg.MaterializeResult(
+            metadata={
+                "nodes": len(results),
+                "trained": sum(r.status == "trained" for r in results),
+                "reused": sum(r.status == "reused" for r in results),
+                "skipped": sum(r.status == "skipped" for r in results),
+                "tier0_parallel_seconds": round(overlap, 2),
+                "results": dg.MetadataValue.md("\n".join(rows)),
+                "timeline": dg.MetadataValue.md(image_markdown(timeline, alt="timeline")),
+                "compute_estimate": dg.MetadataValue.md(
+                    estimate_compute(curriculum.dag(nodes), curriculum.settings()).tier_table()
+                ),
+                "compute_estimate_cogvideox_2b": dg.MetadataValue.md(
+                    estimate_compute(
+                        nodes, CurriculumSettings(backbone="cogvideox", batch_size=8)
+                    ).tier_table()
+                ),
+            }
+        )
+
+    return [*node_assets, curriculum_summary]
+
+
+curriculum_assets = build_curriculum_assets(curriculum_dag())
