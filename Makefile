@@ -3,6 +3,7 @@
 # can swap in a CUDA build).
 PYTHON ?= python3
 VENV   ?= .venv
+PORT   ?= 3000
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 
 .PHONY: demo test lint bench dev clean
@@ -28,8 +29,8 @@ lint: $(STAMP)
 bench: $(STAMP)  ## every benchmark; writes bench/results/report.{md,json}
 	$(VENV)/bin/python -m bench
 
-dev: $(STAMP)  ## the Dagster UI on http://127.0.0.1:3000
-	$(VENV)/bin/dagster dev -m dagster_defs -h 127.0.0.1 -p 3000
+dev: $(STAMP)  ## the Dagster UI on http://127.0.0.1:$(PORT)
+	$(VENV)/bin/dagster dev -m dagster_defs -h 127.0.0.1 -p $(PORT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

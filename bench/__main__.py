@@ -20,6 +20,7 @@ BENCHMARKS = {
     "ingest": "bench.ingest_bench",
     "canvas": "bench.canvas_bench",
     "training": "bench.training_bench",
+    "quality": "bench.quality_bench",
 }
 RESULTS = Path(__file__).parent / "results"
 

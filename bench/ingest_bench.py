@@ -1,4 +1,5 @@
-"""Warehouse ingest throughput and no-op re-ingest, against a Parquet write of the same table."""
+"""Warehouse ingest throughput, no-op re-ingest and point-in-time query latency, against
+Parquet writes and reads of the same table."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def run(*, quick: bool = False) -> BenchResult:
         assert report.rows_inserted == n, report
         noop_s, again = timed(lambda: wh.ingest(frame, source="bench"))
         assert again.rows_unchanged == n and again.rows_inserted == 0, again
+        query = _point_in_time_query(wh, frame, Path(tmp) / "b.parquet")
     result.add(
         "ingest throughput",
         n / ingest_s,
@@ -68,4 +70,42 @@ def run(*, quick: bool = False) -> BenchResult:
         note="the same batch again: validated, classified, nothing written",
     )
     result.add("first ingest time", ingest_s, "s", "parquet write", parquet_s)
+    result.add(
+        "point-in-time query",
+        query["as_of_s"],
+        "s",
+        "parquet read of the same rows",
+        query["parquet_s"],
+        note=f"as_of(t) over {query['fields']:,} fields x 10 years: {query['rows']:,} rows, "
+        "latest vintage known at t per field and day",
+    )
+    result.add(
+        "point-in-time panel (wide, monthly)",
+        query["wide_s"],
+        "s",
+        "parquet read of the same rows",
+        query["parquet_s"],
+        note="the same query pivoted to one column per field on a monthly calendar",
+    )
     return result
+
+
+def _point_in_time_query(wh: Warehouse, frame: pl.DataFrame, parquet: Path) -> dict[str, float]:
+    """as_of over every field for the last 10 years of the table, against reading just
+    those rows back from Parquet (pyarrow, with the same date filter pushed down)."""
+    end = frame["observed_at"].max()
+    start = end - dt.timedelta(days=3652)
+    t = end + dt.timedelta(days=1)
+    as_of_s, panel = timed(lambda: wh.as_of(t, start=start, end=end), repeat=2)
+    wide_s, _ = timed(lambda: wh.as_of(t, start=start, end=end, wide=True, every="1mo"))
+    parquet_s, table = timed(
+        lambda: pq.read_table(parquet, filters=[("observed_at", ">=", start)]), repeat=2
+    )
+    assert len(panel) == table.num_rows, (len(panel), table.num_rows)
+    return {
+        "as_of_s": as_of_s,
+        "wide_s": wide_s,
+        "parquet_s": parquet_s,
+        "rows": len(panel),
+        "fields": panel["field_path"].n_unique(),
+    }

@@ -30,7 +30,7 @@ import polars as pl
 from canvas.align import Placements, place, split_bounds, step_edges
 from canvas.layout import CanvasLayout
 from warehouse.paths import staged_directory
-from warehouse.store import Warehouse, as_timestamp
+from warehouse.store import WarehouseReader, as_timestamp
 
 log = logging.getLogger("guwm.canvas")
 MANIFEST = "manifest.json"
@@ -94,7 +94,7 @@ def _field_filter(sources: list[str] | None) -> tuple[str, dict[str, object]]:
 
 
 def _stats(
-    wh: Warehouse,
+    wh: WarehouseReader,
     layout: CanvasLayout,
     start: dt.datetime,
     train_end: dt.datetime,
@@ -104,7 +104,9 @@ def _stats(
     extra, params = _field_filter(sources)
     frame = wh.sql(
         f"""
-        SELECT field_path, avg(value) AS mean, stddev_pop(value) AS std, count(*) AS count
+        -- summed in period order: the same bits whatever order the rows are stored in
+        SELECT field_path, avg(value ORDER BY observed_at) AS mean,
+               stddev_pop(value ORDER BY observed_at) AS std, count(*) AS count
         FROM (
             SELECT field_path, observed_at, arg_max(value, known_at) AS value
             FROM observations
@@ -207,7 +209,7 @@ class _ShardWriter:
 
 
 def materialize_canvas(
-    warehouse: Warehouse,
+    warehouse: WarehouseReader,
     layout: CanvasLayout,
     out_dir: str | Path,
     *,
@@ -220,6 +222,9 @@ def materialize_canvas(
     stats: dict[str, dict[str, float]] | None = None,
 ) -> CanvasManifest:
     """Materialize point-in-time windows of `layout` from the warehouse into `out_dir`.
+
+    `warehouse` is the DuckDB `Warehouse` or a `warehouse.lake.LakeReader` over its
+    Parquet export (the same rows give the same shards).
 
     Windows end at every step from start+T-1 to end; a window ending at step e sees only
     values known by the end of that step. Splits are by window cutoff (default 70% /
@@ -264,7 +269,7 @@ def materialize_canvas(
     counts = dict(
         warehouse.sql(
             "SELECT field_path, count(*) FROM observations WHERE observed_at >= $lo AND "
-            f"observed_at < $hi AND known_at < $hi{extra} GROUP BY field_path",
+            f"observed_at < $hi AND known_at <= $hi{extra} GROUP BY field_path",
             window_params,
         ).iter_rows()
     )
@@ -280,7 +285,9 @@ def materialize_canvas(
             rows = warehouse.sql(
                 "SELECT field_path, observed_at, known_at, value, vector FROM observations "
                 "WHERE list_contains($fields, field_path) AND observed_at >= $lo AND "
-                f"observed_at < $hi AND known_at < $hi{extra}",
+                f"observed_at < $hi AND known_at <= $hi{extra} "  # known by the last cutoff
+                # a fixed order: ties between sources resolve alike from any storage
+                "ORDER BY field_path, observed_at, known_at, source",
                 {"fields": chunk, **window_params},
             )
             total += len(rows)

@@ -1,6 +1,7 @@
 """Sources as ``(DatasetSpec, data)`` pairs: from the warehouse, and restricted to fields.
 
     pairs = sources_from_warehouse(Warehouse(), ["country_us.macro", "financial"])
+    pairs = sources_from_warehouse(LakeReader("s3://bucket/guwm"), "financial")  # or a lake
     pairs = restrict_sources(pairs, layout.paths)   # only what a canvas holds
 
 Each warehouse source becomes one pair whose data are its stored vintages (long
@@ -18,13 +19,13 @@ from typing import Any
 import polars as pl
 
 from canvas.spec import DatasetSpec
-from warehouse.store import Warehouse
+from warehouse.store import WarehouseReader
 
 Source = tuple[DatasetSpec, Any]
 
 
 def sources_from_warehouse(
-    warehouse: Warehouse,
+    warehouse: WarehouseReader,
     fields: Sequence[str] | str | None = None,
     *,
     sources: Sequence[str] | None = None,

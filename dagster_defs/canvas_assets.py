@@ -10,6 +10,7 @@ from dagster_defs.ingest_assets import OWNERS, ingest_assets
 from dagster_defs.metadata import image_markdown
 from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
 from ingest.sources import SOURCES
+from warehouse.lake import LakeReader
 
 
 class CanvasConfig(dg.Config):
@@ -23,6 +24,7 @@ class CanvasConfig(dg.Config):
     end: str | None = None  # default: the last observation in the warehouse
     train_end: str | None = None
     val_end: str | None = None
+    lake_url: str | None = None  # read the Parquet export here (any fsspec URL), not DuckDB
 
 
 @dg.asset(
@@ -43,7 +45,7 @@ def canvas_tensors(
 ) -> dg.MaterializeResult:
     settings = sources.settings()
     source_names = [settings.warehouse_source(s) for s in SOURCES]
-    wh = warehouse.open()
+    wh = LakeReader(config.lake_url) if config.lake_url else warehouse.open()
     end = config.end or str(
         wh.sql(
             "SELECT max(observed_at) AS t FROM observations WHERE list_contains($s, source)",

@@ -22,7 +22,12 @@ import torch
 from canvas.sources import sources_from_warehouse
 from dagster_defs.ingest_assets import OWNERS, ingest_assets
 from dagster_defs.metadata import image_markdown
-from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
+from dagster_defs.resources import (
+    ArtifactsResource,
+    LLMResource,
+    SourcesResource,
+    WarehouseResource,
+)
 from ingest.sources import SOURCES
 from training.compute import estimate_compute
 from training.dag import (
@@ -38,9 +43,11 @@ from training.dag_trainer import (
     parallel_seconds,
     schema_for,
     split_between,
-    train_node,
 )
+from training.node_worker import node_runner
+from training.planner import build_curriculum
 from training.plots import plot_curriculum_timeline
+from training.profile import DatasetProfile
 from training.settings import CurriculumSettings
 from warehouse.store import Warehouse
 
@@ -66,6 +73,7 @@ class CurriculumResource(dg.ConfigurableResource):
     seed: int = 0
     device: str = "cpu"
     threads: int = 1  # torch threads per node process (nodes run side by side)
+    nproc_per_node: int = 1  # > 1: a node trains data-parallel under torchrun (DDP)
     steps_per_tier: list[int] | None = None
 
     def settings(self) -> CurriculumSettings:
@@ -148,7 +156,7 @@ def _node_asset(nodes: list[DAGNode], node: DAGNode, tier: int) -> dg.AssetsDefi
         pairs = sources_from_warehouse(wh, list(node.fields), sources=names)
         parent_results = [NodeResult.load(out_dir / p / "latest.json") for p in node.parents]
         dag = curriculum.dag(nodes)
-        result = train_node(
+        result = node_runner(curriculum.nproc_per_node, curriculum.threads)(
             next(n for n in dag if n.name == node.name),
             pairs,
             parent_results,
@@ -199,6 +207,52 @@ def _metadata(result: NodeResult) -> dict[str, object]:
             "loss_curve": dg.MetadataValue.md(image_markdown(run_dir / "loss.png", alt="loss")),
         }
     return metadata
+
+
+class PlanConfig(dg.Config):
+    """What the planned curriculum is for."""
+
+    goal: str = "A world model of the US economy and markets from every ingested source"
+    total_steps: int | None = None
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"yaml"},
+    owners=OWNERS,
+    deps=[a.key for a in ingest_assets],
+    description="A curriculum designed for the goal from profiles of the ingested sources: by "
+    "the configured LLM, else by the deterministic planner. Written as a YAML DAG; point "
+    "GUWM_CURRICULUM_DAG at it to train it as the curriculum assets.",
+)
+def curriculum_plan(
+    context: dg.AssetExecutionContext,
+    config: PlanConfig,
+    llm: LLMResource,
+    warehouse: WarehouseResource,
+    sources: SourcesResource,
+    artifacts: ArtifactsResource,
+) -> dg.MaterializeResult:
+    wh = warehouse.open(read_only=True)
+    stored = set(wh.sql("SELECT DISTINCT source FROM observations")["source"])
+    names = [n for s in SOURCES if (n := sources.settings().warehouse_source(s)) in stored]
+    if not names:
+        raise dg.Failure("no source of this mode has been ingested yet; materialize group:ingest")
+    profiles = DatasetProfile.from_warehouse(wh, sources=names)
+    plan = build_curriculum(
+        config.goal, profiles, provider=llm.client() or False, total_steps=config.total_steps
+    )
+    path = plan.to_yaml(artifacts.path(GROUP, "plan.yaml"))
+    context.log.info(f"{plan.planner} planned {len(plan)} nodes; wrote {path}")
+    return dg.MaterializeResult(
+        metadata={
+            "planner": plan.planner,
+            "nodes": len(plan),
+            "total_steps": plan.total_steps,
+            "path": dg.MetadataValue.path(str(path)),
+            "plan": dg.MetadataValue.md(plan.to_markdown()),
+        }
+    )
 
 
 def build_curriculum_assets(nodes: list[DAGNode]) -> list[dg.AssetsDefinition]:
@@ -258,7 +312,7 @@ def build_curriculum_assets(nodes: list[DAGNode]) -> list[dg.AssetsDefinition]:
             }
         )
 
-    return [*node_assets, curriculum_summary]
+    return [curriculum_plan, *node_assets, curriculum_summary]
 
 
 curriculum_assets = build_curriculum_assets(curriculum_dag())

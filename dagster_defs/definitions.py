@@ -6,9 +6,16 @@ import os
 
 import dagster as dg
 
+from dagster_defs.automation import automation_jobs, schedules, sensors
 from dagster_defs.canvas_assets import canvas_tensors, presence_matches_warehouse
+from dagster_defs.curriculum_assets import CurriculumResource, curriculum_assets
 from dagster_defs.ingest_assets import ingest_assets, ingest_checks, warehouse_parquet
-from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
+from dagster_defs.resources import (
+    ArtifactsResource,
+    LLMResource,
+    SourcesResource,
+    WarehouseResource,
+)
 from dagster_defs.training_assets import world_model, world_model_evaluation
 
 
@@ -25,6 +32,23 @@ def _sources_from_env() -> SourcesResource:
     )
 
 
+def _curriculum_from_env() -> CurriculumResource:
+    """Curriculum settings: a small CPU configuration on the synthetic world, the
+    standard one otherwise (GUWM_CURRICULUM_BACKBONE, GUWM_DEVICE override)."""
+    backbone = os.environ.get("GUWM_CURRICULUM_BACKBONE", "scratch")
+    device = os.environ.get("GUWM_DEVICE", "cpu")
+    if os.environ.get("GUWM_SOURCE_MODE", "synthetic") == "synthetic":
+        return CurriculumResource(
+            backbone=backbone,
+            device=device,
+            n_layers=1,
+            d_model=32,
+            batch_size=8,
+            steps_per_tier=[40, 40, 40, 80],
+        )
+    return CurriculumResource(backbone=backbone, device=device)
+
+
 ingest_job = dg.define_asset_job(
     "ingest_all",
     selection=dg.AssetSelection.groups("ingest", "warehouse"),
@@ -32,12 +56,28 @@ ingest_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, warehouse_parquet, canvas_tensors, world_model, world_model_evaluation],
+    assets=[
+        *ingest_assets,
+        warehouse_parquet,
+        canvas_tensors,
+        world_model,
+        world_model_evaluation,
+        *curriculum_assets,
+    ],
     asset_checks=[*ingest_checks, presence_matches_warehouse],
-    jobs=[ingest_job],
+    jobs=[ingest_job, *automation_jobs],
+    schedules=schedules,
+    sensors=sensors,
     resources={
         "warehouse": WarehouseResource(path=os.environ.get("GUWM_WAREHOUSE")),
         "sources": _sources_from_env(),
         "artifacts": ArtifactsResource(root=os.environ.get("GUWM_ARTIFACTS")),
+        "curriculum": _curriculum_from_env(),
+        "llm": LLMResource(
+            provider=os.environ.get("GUWM_LLM_PROVIDER"),
+            model=os.environ.get("GUWM_LLM_MODEL"),
+            base_url=os.environ.get("GUWM_LLM_BASE_URL"),
+            api_key=dg.EnvVar("GUWM_LLM_API_KEY") if os.environ.get("GUWM_LLM_API_KEY") else None,
+        ),
     },
 )

@@ -83,6 +83,11 @@ def run_demo(
     evaluation = events.get("world_model_evaluation")
     if evaluation is not None:
         _print_evaluation({k: v.value for k, v in evaluation.materialization.metadata.items()})
+    curriculum = events.get("curriculum_summary")
+    if curriculum is not None:
+        metadata = {k: v.value for k, v in curriculum.materialization.metadata.items()}
+        print("\n-- the standard curriculum DAG (fork: copy, join: average of the parents)")
+        print(metadata["results"])
     print(
         '\nnext: .venv/bin/guwm sql "SELECT * FROM fields WHERE n_observations > 0"  |  '
         "make dev (the Dagster UI)"

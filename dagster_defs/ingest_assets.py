@@ -13,6 +13,7 @@ import polars as pl
 from dagster_defs.metadata import markdown_table
 from dagster_defs.resources import SourcesResource, WarehouseResource
 from ingest.sources import expected_fields, fetch
+from warehouse.lake import LakeReader
 
 OWNERS = ["team:data-platform"]
 
@@ -268,23 +269,47 @@ ingest_assets = [build_ingest_asset(spec) for spec in INGEST_SOURCES]
 ingest_checks = [check for spec in INGEST_SOURCES for check in build_ingest_checks(spec)]
 
 
+class ParquetExportConfig(dg.Config):
+    """Where the Parquet export goes."""
+
+    target: str | None = None  # a path or fsspec URL (s3://…); default: beside the database
+    keep: int = 2  # snapshots kept on object stores
+
+
 @dg.asset(
     group_name="warehouse",
     kinds={"parquet", "duckdb"},
     owners=OWNERS,
     deps=[a.key for a in ingest_assets],
     description="Parquet export of every warehouse table (observations hive-partitioned by "
-    "source and year), for DuckDB, Polars, PyArrow or Spark readers.",
+    "source and year, a fixed schema) to a directory or any fsspec URL, for DuckDB, Polars, "
+    "PyArrow or Spark readers and for canvases built from the lake (`lake_url`).",
 )
-def warehouse_parquet(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    wh = warehouse.open()
-    dest = wh.export_parquet()
-    files = list(dest.rglob("*.parquet"))
+def warehouse_parquet(
+    config: ParquetExportConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    location = warehouse.open().export_parquet(config.target, keep=config.keep)
+    lake = LakeReader(location)
+    files = [f for table in lake.manifest.files.values() for f in table]
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(dest)),
+            "path": dg.MetadataValue.path(str(location)),
+            "snapshot": lake.manifest.snapshot,
             "files": len(files),
-            "bytes": sum(f.stat().st_size for f in files),
-            "observations": wh.count(),
+            "bytes": sum(int(f["bytes"]) for f in files),
+            "observations": lake.manifest.observations,
+            "content_hash": lake.manifest.content_hash,
+            "dagster/row_count": lake.manifest.observations,
+            "dagster/column_schema": dg.TableSchema(
+                columns=[
+                    dg.TableColumn(
+                        c["name"],
+                        str(c["type"]),
+                        description="partition key" if c["partition"] else None,
+                        constraints=dg.TableColumnConstraints(nullable=bool(c["nullable"])),
+                    )
+                    for c in lake.manifest.columns["observations"]
+                ]
+            ),
         }
     )

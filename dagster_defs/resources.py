@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from ingest.sources import DEFAULT_TICKERS, SourceSettings
+from training.llm import LLMProvider
 from warehouse.paths import default_warehouse_path
 from warehouse.store import Warehouse
 
@@ -60,3 +61,21 @@ class ArtifactsResource(dg.ConfigurableResource):
         target = base.joinpath(*parts)
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
+
+
+class LLMResource(dg.ConfigurableResource):
+    """The LLM that plans curricula (OpenAI- or Anthropic-compatible); none: the
+    deterministic planner. Set the key through the environment (`GUWM_LLM_API_KEY`,
+    wired as an EnvVar) so it never appears in run config or the UI."""
+
+    provider: str | None = None  # "openai" | "anthropic"
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+
+    def client(self) -> LLMProvider | None:
+        if not self.provider:
+            return None
+        return LLMProvider(
+            kind=self.provider, model=self.model or "", base_url=self.base_url, api_key=self.api_key
+        )

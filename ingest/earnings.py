@@ -53,6 +53,7 @@ from ingest.base import (
     SourceError,
     call_with_retries,
 )
+from ingest.tabular import Table, observation_bounds, parse_columns, read_table
 from warehouse.schema import firm_entity
 
 if TYPE_CHECKING:
@@ -193,44 +194,64 @@ def reports_to_long(
 # -- recorded --------------------------------------------------------------------------
 
 
+def _read_checked(path: Path, ticker: str, date: str, actual: str, estimate: str) -> pl.DataFrame:
+    """A recorded earnings file with its date (first 10 characters, ISO) and EPS columns
+    checked: a bad cell raises TabularError naming file, row and column. A report date in
+    the future is fine without an actual (an upcoming report), an error with one."""
+    table = read_table(path, label=path.name)
+    table.require([ticker, date])
+    frame = table.frame.with_columns(
+        pl.col(ticker).str.strip_chars(), pl.col(date).str.slice(0, 10)
+    )
+    return parse_columns(
+        Table(frame, table.source, table.separator),
+        numbers=[actual, estimate],
+        date_column=date,
+        date_format="%Y-%m-%d",
+        key=[ticker],
+        dated=[actual],
+        **observation_bounds(),
+    ).with_columns(pl.col(date).cast(pl.Date))
+
+
 def read_large_caps(path: Path, precedence: int = 1) -> pl.DataFrame:
     """The large-caps earnings history: ticker, report date, estimate, actual."""
-    raw = pl.read_csv(path, infer_schema=False)
-    report = pl.col("earnings_date").str.slice(0, 10).str.to_date("%Y-%m-%d")
+    raw = _read_checked(path, "ticker", "earnings_date", "eps_actual", "eps_estimate")
+    report = pl.col("earnings_date")
     return raw.select(
-        pl.col("ticker").str.strip_chars(),
+        pl.col("ticker"),
         quarter_before(report).alias("observed_at"),
         _at_report_time(report).alias("known_at"),
-        pl.col("eps_actual").cast(pl.Float64, strict=False),
-        pl.col("eps_estimate").cast(pl.Float64, strict=False),
+        pl.col("eps_actual"),
+        pl.col("eps_estimate"),
         pl.lit(precedence, pl.Int32).alias("precedence"),
     )
 
 
 def read_fmp(path: Path, precedence: int = 2) -> pl.DataFrame:
     """The FMP surprises file (unnamed index column, date, symbol, actual, estimate)."""
-    raw = pl.read_csv(path, infer_schema=False)
-    report = pl.col("date").str.slice(0, 10).str.to_date("%Y-%m-%d")
+    raw = _read_checked(path, "symbol", "date", "actualEarningResult", "estimatedEarning")
+    report = pl.col("date")
     return raw.select(
-        pl.col("symbol").str.strip_chars().alias("ticker"),
+        pl.col("symbol").alias("ticker"),
         quarter_before(report).alias("observed_at"),
         _at_report_time(report).alias("known_at"),
-        pl.col("actualEarningResult").cast(pl.Float64, strict=False).alias("eps_actual"),
-        pl.col("estimatedEarning").cast(pl.Float64, strict=False).alias("eps_estimate"),
+        pl.col("actualEarningResult").alias("eps_actual"),
+        pl.col("estimatedEarning").alias("eps_estimate"),
         pl.lit(precedence, pl.Int32).alias("precedence"),
     )
 
 
 def read_finnhub(path: Path, precedence: int = 3) -> pl.DataFrame:
     """The Finnhub surprises file: fiscal period end, no report date (+30 days assumed)."""
-    raw = pl.read_csv(path, infer_schema=False)
-    period = pl.col("period").str.slice(0, 10).str.to_date("%Y-%m-%d")
+    raw = _read_checked(path, "symbol", "period", "actual", "estimate")
+    period = pl.col("period")
     return raw.select(
-        pl.col("symbol").str.strip_chars().alias("ticker"),
+        pl.col("symbol").alias("ticker"),
         fiscal_quarter_start(period).alias("observed_at"),
         (_at_report_time(period) + FINNHUB_REPORT_LAG).alias("known_at"),
-        pl.col("actual").cast(pl.Float64, strict=False).alias("eps_actual"),
-        pl.col("estimate").cast(pl.Float64, strict=False).alias("eps_estimate"),
+        pl.col("actual").alias("eps_actual"),
+        pl.col("estimate").alias("eps_estimate"),
         pl.lit(precedence, pl.Int32).alias("precedence"),
     )
 

@@ -63,6 +63,7 @@ from ingest.base import (
     call_with_retries,
     redact,
 )
+from ingest.tabular import TabularError, observation_bounds, parse_columns, read_table
 
 __all__ = [
     "FRED_SERIES",
@@ -551,7 +552,8 @@ def _read_recorded(directory: Path, series: FredSeries) -> pl.DataFrame:
     path = directory / f"{series.series_id}.csv"
     if not path.is_file():
         raise SourceError(f"no recorded file {path.name} in {directory}")
-    table = pl.read_csv(path, infer_schema=False)
+    # encoding, truncated rows and empty files: TabularError naming file, row and line
+    table = read_table(path, label=path.name)
     value_columns = {"value", series.key}
     if (
         len(table.columns) != 2
@@ -562,19 +564,22 @@ def _read_recorded(directory: Path, series: FredSeries) -> pl.DataFrame:
             f"{path.name}: expected columns date,value (or date,{series.key}), "
             f"got {','.join(table.columns)}"
         )
-    value = pl.col(table.columns[1]).str.strip_chars()
-    parsed = table.select(
-        pl.col("date").str.to_date("%Y-%m-%d", strict=False),
-        value.cast(pl.Float64, strict=False).alias("value"),
+    try:
+        parsed = parse_columns(
+            table,
+            numbers=[table.columns[1]],
+            date_column="date",
+            date_format="%Y-%m-%d",
+            missing_values=["."],
+            **observation_bounds(),
+        )
+    except TabularError as err:
+        raise SourceError(f"unparseable row(s) in {err}") from None
+    return parsed.select(
+        pl.col("date").cast(pl.Date),
+        pl.col(table.columns[1]).alias("value"),
         pl.lit(None, pl.Date).alias("realtime_start"),
-        (value.is_not_null() & (value != "") & (value != ".")).alias("_present"),
     )
-    bad = parsed.filter(
-        pl.col("date").is_null() | (pl.col("_present") & pl.col("value").is_null())
-    ).height
-    if bad:
-        raise SourceError(f"{path.name}: {bad} row(s) with an unparseable date or value")
-    return parsed.drop("_present")
 
 
 def _load_recorded(

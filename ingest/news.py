@@ -61,7 +61,15 @@ import numpy as np
 import polars as pl
 
 from canvas.spec import DatasetSpec
-from ingest.tabular import LINE, ROW, Table, TabularError, parse_timestamps, read_table
+from ingest.tabular import (
+    LINE,
+    ROW,
+    Table,
+    TabularError,
+    observation_bounds,
+    parse_timestamps,
+    read_table,
+)
 from warehouse.paths import data_dir
 
 __all__ = [
@@ -487,11 +495,25 @@ def _finish(table: Table, time_column: str, text: pl.Expr) -> pl.DataFrame:
     raw_missing = pl.col("_raw_time").is_null()
     if frame.schema["_raw_time"] == pl.Utf8:
         raw_missing = raw_missing | (pl.col("_raw_time").str.strip_chars() == "")
-    bad = frame.filter(pl.col("published_at").is_null()).select(
+    published = pl.col("published_at")
+    bounds = observation_bounds()  # a headline from before 1800 or the future is a bad row
+    bad = frame.filter(
+        published.is_null() | (published < bounds["earliest"]) | (published > bounds["latest"])
+    ).select(
         pl.col(ROW).alias("row"),
         pl.col(LINE).alias("line"),
         pl.lit(time_column).alias("column"),
-        pl.when(raw_missing.fill_null(True))
+        pl.when(published.is_not_null() & (published > bounds["latest"]))
+        .then(pl.format("timestamp {} is in the future", published))
+        .when(published.is_not_null())
+        .then(
+            pl.format(
+                "timestamp {} is before {}",
+                published,
+                pl.lit(bounds["earliest"].date().isoformat()),
+            )
+        )
+        .when(raw_missing.fill_null(True))
         .then(pl.lit("timestamp is missing"))
         .otherwise(pl.format("cannot parse timestamp '{}'", pl.col("_raw_time").cast(pl.Utf8)))
         .alias("problem"),

@@ -14,7 +14,7 @@ import functools
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Literal
 
 import polars as pl
@@ -99,12 +99,12 @@ def tabular_tables(settings: SourceSettings) -> list[dict[str, Any]]:
     A spec file holds `tables:`, each with `path` and `mapping` (column -> field path)
     and optionally `date_column`, `known_at_column`, `release_lag`, `date_format`,
     `skip_rows_after_header`, `separator`, `encoding`, `name` (tabular_adapter's
-    arguments; relative paths are relative to the spec file).
+    arguments; paths are relative to the spec file and stay in its folder).
     """
     if settings.tabular_spec is not None:
         spec_path = Path(settings.tabular_spec)
         tables = yaml.safe_load(spec_path.read_text()).get("tables") or []
-        return [{**t, "path": str(spec_path.parent / t["path"])} for t in tables]
+        return [{**t, "path": str(_table_path(spec_path, t))} for t in tables]
     if settings.mode == "recorded":
         return [
             {
@@ -120,6 +120,24 @@ def tabular_tables(settings: SourceSettings) -> list[dict[str, Any]]:
     if settings.mode == "synthetic":
         return [SYNTHETIC_SPREADSHEET]
     return []
+
+
+def _table_path(spec: Path, table: Any) -> Path:
+    """A spec table's file: relative to the spec file's folder, and confined to it.
+
+    Absolute paths and '..' are refused, so a spec can name only files beside it (a
+    symlink placed there by the owner of the folder is followed).
+    """
+    raw = table.get("path") if isinstance(table, Mapping) else None
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError(f"tabular spec {spec}: every table needs a path (relative to the spec)")
+    relative = PurePath(raw)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise ValueError(
+            f"tabular spec {spec}: table path {raw!r} must be relative to the spec's folder "
+            f"{spec.parent} and stay inside it (no absolute path, no '..')"
+        )
+    return spec.parent / relative
 
 
 # The synthetic mode's table: a user-style CSV export written at fetch time.

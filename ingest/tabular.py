@@ -37,7 +37,7 @@ import datetime as dt
 import difflib
 import io
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +53,8 @@ __all__ = [
     "Table",
     "TabularError",
     "UnknownMappedFieldError",
+    "observation_bounds",
+    "parse_columns",
     "parse_timestamps",
     "read_table",
     "tabular_adapter",
@@ -554,16 +556,17 @@ def to_long(
     )
     key = ["field_path", "observed_at", "known_at"] + (["column"] if keep_column else [])
     deduped = result.unique(subset=[*key, "value"], keep="first", maintain_order=True)
-    first_row = pl.col(ROW).first().over(key)
+    # the first row of each key, taken before the problem rows are filtered out
+    first_row = deduped.select(pl.col(ROW).first().over(key).alias("_first"))["_first"]
     problems.append(
         _problems(
-            deduped,
-            pl.col(ROW) != first_row,
+            deduped.with_columns(first_row),
+            pl.col(ROW) != pl.col("_first"),
             pl.col("column"),
             pl.format(
                 "observed_at {} appears twice with different values (first in row {})",
                 pl.col("observed_at"),
-                first_row,
+                pl.col("_first"),
             ),
         )
     )
@@ -581,6 +584,107 @@ def _quoted(col: str) -> pl.Expr:
         + pl.when(text.str.len_chars() > 40).then(text.str.slice(0, 40) + "…").otherwise(text)
         + pl.lit("'")
     )
+
+
+def observation_bounds() -> dict[str, dt.datetime]:
+    """`earliest` and `latest` for parse_columns: the warehouse's own bounds on dates
+    (nothing before 1800; nothing later than a day from now, naive UTC)."""
+    from warehouse.validation import EARLIEST_OBSERVATION, FUTURE_TOLERANCE
+
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return {"earliest": EARLIEST_OBSERVATION, "latest": now + FUTURE_TOLERANCE}
+
+
+def parse_columns(
+    table: Table,
+    *,
+    numbers: Sequence[str],
+    date_column: str,
+    date_format: str | None = None,
+    key: Sequence[str] = (),
+    missing_values: Iterable[str] = (),
+    earliest: dt.datetime | None = None,
+    latest: dt.datetime | None = None,
+    dated: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """`table`'s frame with `date_column` parsed (naive UTC) and `numbers` as Float64.
+
+    For the fixed-layout files of the other adapters (FRED, yfinance and earnings CSVs).
+    Empty cells and `missing_values` are missing (null), not errors. Every cell is
+    checked and every problem is raised at once as a TabularError naming file, row, line
+    and column: a number that is not one, NaN or infinite; a date that is unparseable, or
+    missing, before `earliest` or after `latest` on a row that carries a value (in one of
+    `dated`, default `numbers`); the same `key` columns and date twice with different
+    numbers (exact duplicate rows are fine).
+    """
+    table.require([date_column, *numbers, *key])
+    schema = table.frame.schema
+    missing = [m.strip() for m in missing_values]
+
+    def raw(col: str) -> pl.Expr:
+        if schema[col] not in (pl.Utf8, pl.Categorical):
+            return pl.col(col)
+        text = pl.col(col).cast(pl.Utf8).str.strip_chars()
+        return pl.when((text == "") | text.is_in(missing)).then(None).otherwise(text)
+
+    slots = {c: f"_n{i}" for i, c in enumerate(numbers)}
+    frame = table.frame.with_columns(
+        raw(date_column).alias("_date_raw"), *(raw(c).alias(s) for c, s in slots.items())
+    ).with_columns(
+        parse_timestamps(pl.col("_date_raw"), schema[date_column], date_format).alias(date_column),
+        *(pl.col(s).cast(pl.Float64, strict=False).alias(c) for c, s in slots.items()),
+    )
+    has_value = pl.any_horizontal([pl.col(slots[c]).is_not_null() for c in dated or numbers])
+    date = pl.col(date_column)
+    found = [
+        _problems(frame, has_value & pl.col("_date_raw").is_null(), date_column, "date is missing"),
+        _problems(
+            frame,
+            pl.col("_date_raw").is_not_null() & date.is_null(),
+            date_column,
+            pl.format("cannot parse date {}", _quoted("_date_raw"))
+            + pl.lit("" if date_format is None else f" with format {date_format!r}"),
+        ),
+    ]
+    if earliest is not None:
+        message = pl.format(
+            "date {} is before {}", _quoted("_date_raw"), pl.lit(earliest.date().isoformat())
+        )
+        found.append(_problems(frame, has_value & (date < earliest), date_column, message))
+    if latest is not None:
+        message = pl.format("date {} is in the future", _quoted("_date_raw"))
+        found.append(_problems(frame, has_value & (date > latest), date_column, message))
+    for column, slot in slots.items():
+        value = pl.col(column)
+        found += [
+            _problems(
+                frame,
+                pl.col(slot).is_not_null() & value.is_null(),
+                column,
+                pl.format("{} is not a number", _quoted(slot)),
+            ),
+            _problems(frame, value.is_nan(), column, "value is NaN"),
+            _problems(frame, value.is_infinite(), column, "value is infinite"),
+        ]
+    keyed = frame.filter(date.is_not_null() & has_value)
+    distinct = keyed.unique(subset=[*key, date_column, *numbers], keep="first", maintain_order=True)
+    distinct = distinct.with_columns(pl.col(ROW).first().over([*key, date_column]).alias("_first"))
+    found.append(
+        _problems(
+            distinct,
+            pl.col(ROW) != pl.col("_first"),
+            date_column,
+            pl.format(
+                "{} appears twice with different values (first in row {})",
+                pl.col("_date_raw"),
+                pl.col("_first"),
+            ),
+        )
+    )
+    problems = pl.concat(found)
+    if not problems.is_empty():
+        raise TabularError.from_problems(table.source, problems)
+    return frame.drop("_date_raw", *slots.values())
 
 
 def check_mapping(mapping: Mapping[str, str], source: str, schema: Schema | None = None) -> None:

@@ -62,6 +62,7 @@ from ingest.base import (
     SourceError,
     call_with_retries,
 )
+from ingest.tabular import LINE, ROW, Table, observation_bounds, parse_columns, read_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -687,19 +688,28 @@ def read_yahoo_csv(path: Path) -> pl.DataFrame:
 
     Accepts Date,Open,High,Low,Close[,Adj Close][,Volume] in any order, and the
     three-row header newer yfinance writes (Price / Ticker / Date). Prefers Adj Close.
+    Empty cells are missing; a bad cell (not a number, NaN, inf, a bad or future date,
+    a date twice with different closes) raises TabularError naming file, row and column.
     """
-    raw = pl.read_csv(path, infer_schema=False)
-    if raw.columns and raw.columns[0] == "Price":  # yfinance >= 0.2.51 multi-row header
+    table = read_table(path, label=path.name)
+    raw = table.frame
+    if table.columns and table.columns[0] == "Price":  # yfinance >= 0.2.51 multi-row header
         raw = raw.slice(2).rename({"Price": "Date"})
     if "Date" not in raw.columns or "Close" not in raw.columns:
-        raise ValueError(f"{path.name}: expected Date and Close columns, got {raw.columns}")
-    close = pl.col("Close").cast(pl.Float64, strict=False)
-    if "Adj Close" in raw.columns:
-        close = pl.coalesce(pl.col("Adj Close").cast(pl.Float64, strict=False), close)
-    return raw.select(
+        columns = [c for c in raw.columns if c not in (ROW, LINE)]
+        raise ValueError(f"{path.name}: expected Date and Close columns, got {columns}")
+    numbers = ["Close"] + (["Adj Close"] if "Adj Close" in raw.columns else [])
+    parsed = parse_columns(
+        Table(raw.with_columns(pl.col("Date").str.slice(0, 10)), table.source, table.separator),
+        numbers=numbers,
+        date_column="Date",
+        date_format="%Y-%m-%d",
+        **observation_bounds(),
+    )
+    return parsed.select(
         pl.lit(symbol_from_filename(path.stem), pl.Utf8).alias("symbol"),
-        pl.col("Date").str.slice(0, 10).str.to_date("%Y-%m-%d").alias("date"),
-        close.alias("close"),
+        pl.col("Date").cast(pl.Date).alias("date"),
+        pl.coalesce(*reversed(numbers)).alias("close"),
     )
 
 

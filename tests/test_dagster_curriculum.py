@@ -7,8 +7,13 @@ import dagster as dg
 from dagster_defs import defs
 from dagster_defs.curriculum_assets import CurriculumResource, build_curriculum_assets
 from dagster_defs.ingest_assets import ingest_assets
-from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
-from training.dag import DAGNode, standard_dag
+from dagster_defs.resources import (
+    ArtifactsResource,
+    LLMResource,
+    SourcesResource,
+    WarehouseResource,
+)
+from training.dag import DAGNode, load_dag, standard_dag
 
 
 def test_every_standard_node_is_an_asset_depending_on_its_parents():
@@ -42,6 +47,7 @@ def test_curriculum_assets_train_join_and_reuse(tmp_path):
         "sources": SourcesResource(start_date="2012-01-01", end_date="2016-12-31"),
         "artifacts": ArtifactsResource(root=str(tmp_path / "artifacts")),
         "curriculum": CurriculumResource(T=4, d_model=16, n_layers=1, batch_size=4),
+        "llm": LLMResource(),  # none configured: the deterministic planner
     }
     assert dg.materialize([fred, yahoo], resources=resources).success
     assets = build_curriculum_assets(nodes)
@@ -63,6 +69,9 @@ def test_curriculum_assets_train_join_and_reuse(tmp_path):
     assert (summary["trained"], summary["skipped"]) == (3, 1)
     assert "| 1 | joined | trained" in summary["results"]
     assert "H100-hrs/node" in summary["compute_estimate_cogvideox_2b"]
+    plan = events["curriculum_plan"]
+    assert plan["planner"] == "deterministic" and plan["nodes"] >= 2
+    assert load_dag(plan["path"])[-1].name == "integration"
 
     again = dg.materialize(assets, resources=resources)
     statuses = {

@@ -440,3 +440,17 @@ def test_restatements_in_quick_succession_each_get_their_own_vintage(wh):
     assert wh.as_of(dt.datetime(2025, 7, 1), CPI)["value"].to_list() == pytest.approx(
         [2.9, 3.0, 3.1]
     )
+
+
+def test_two_vintages_of_one_period_restated_in_one_batch(wh):
+    month = dt.datetime(2020, 1, 1)
+    first, second = dt.datetime(2020, 2, 12), dt.datetime(2020, 3, 12)
+    wh.ingest(batch([(CPI, month, 2.0, first), (CPI, month, 2.1, second)]), source="fred", now=NOW)
+    report = wh.ingest(
+        batch([(CPI, month, 2.5, first), (CPI, month, 2.6, second)]), source="fred", now=NOW
+    )
+    assert report.rows_revised == 2
+    vintages = wh.sql("SELECT value, known_at FROM observations ORDER BY known_at")
+    assert vintages["value"].to_list() == [2.0, 2.1, 2.5, 2.6]
+    # the restatement of the later vintage is the later one, so it is the latest value
+    assert wh.as_of(None, CPI)["value"].to_list() == [2.6]

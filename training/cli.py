@@ -5,6 +5,8 @@ guwm curriculum estimate --backbone cogvideox --batch-size 8
 guwm curriculum plan --goal "nowcast US inflation" --out my_dag.yaml
 guwm curriculum run --dag my_dag.yaml --steps-per-tier 40,40,40,80
 guwm curriculum run --config phases.yaml    # a sequential (phased) curriculum
+torchrun --standalone --nproc_per_node=8 $(which guwm) curriculum run --device cuda …
+                                            # every node data-parallel over 8 processes
 """
 
 from __future__ import annotations
@@ -82,20 +84,33 @@ def cmd_plan(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    """Train a curriculum on the warehouse (or resume it; finished nodes are reused)."""
+    """Train a curriculum on the warehouse (or resume it; finished nodes are reused).
+
+    Under torchrun every rank runs this: each node trains data-parallel and rank 0 writes
+    the results and prints the table.
+    """
+    from training import distributed
     from training.dag_trainer import DAGCurriculumTrainer
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    logging.getLogger("guwm.training").setLevel(logging.WARNING)
     nodes, settings = _nodes(args)
-    trainer = DAGCurriculumTrainer(
-        _with_steps(nodes, args.steps_per_tier),
-        args.warehouse,
-        settings=_settings(args, settings),
-        out_dir=args.out_dir,
-        progress=False,
-    )
-    print(trainer.run().to_markdown())
+    settings = _settings(args, settings)
+    ranks = distributed.init_from_env(settings.device)
+    level = logging.INFO if ranks.is_main else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(message)s")
+    logging.getLogger("guwm.training").setLevel(logging.WARNING)
+    try:
+        trainer = DAGCurriculumTrainer(
+            _with_steps(nodes, args.steps_per_tier),
+            args.warehouse,
+            settings=settings,
+            out_dir=args.out_dir,
+            progress=False,
+        )
+        result = trainer.run()
+    finally:
+        distributed.cleanup()
+    if ranks.is_main:
+        print(result.to_markdown())
 
 
 def add_parser(sub: Any) -> None:

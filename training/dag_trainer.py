@@ -49,6 +49,7 @@ from training.checkpoint import load_checkpoint
 from training.config import TrainConfig
 from training.dag import CurriculumError, DAGNode, tiers, validate_dag
 from training.diffusion import DiffusionWorldModelTrainer
+from training.distributed import barrier, is_main
 from training.fields import FieldDecoder, FieldEncoder
 from training.masked import MaskedCanvasTrainer
 from training.merge import ParentWeights, merge_parents
@@ -96,6 +97,9 @@ class NodeResult:
         return self.status in ("trained", "reused")
 
     def save(self, path: Path) -> None:
+        """Write the result atomically (under torchrun: rank 0 writes, the others don't)."""
+        if not is_main():
+            return
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
         tmp.write_text(json.dumps(asdict(self), indent=1))
         os.replace(tmp, path)
@@ -274,7 +278,8 @@ def train_node(
     )
     history = trainer.train(loaders["train"], node.n_steps, val_loader=loaders["val"])
     last = history[-1] if history else {}
-    plot_loss_curves(history, run_dir / "loss.png", title=f"{node.name} (tier {tier})")
+    if is_main():
+        plot_loss_curves(history, run_dir / "loss.png", title=f"{node.name} (tier {tier})")
     result = NodeResult(
         **{
             **asdict(base),
@@ -292,6 +297,7 @@ def train_node(
     )
     result.save(done)
     result.save(node_dir / "latest.json")
+    barrier()  # under torchrun: every rank sees rank 0's results before any child reads them
     return result
 
 

@@ -52,7 +52,7 @@ from torch import Tensor, nn
 
 from canvas.layout import CanvasLayout
 from training.config import TrainConfig
-from training.losses import ElementwiseLoss, masked_loss
+from training.losses import ElementwiseLoss
 from training.masked import MaskedCanvasTrainer
 from training.masking import sample_hidden
 
@@ -201,23 +201,22 @@ class DiffusionWorldModelTrainer(MaskedCanvasTrainer):
 
     # -- training ----------------------------------------------------------------------
 
-    def loss(self, batch: Mapping[str, Tensor], generator: torch.Generator) -> Tensor:
-        """Denoising loss: x0 predicted at hidden positions noised at t ~ U(0, 1)."""
-        batch = self._to_device(batch)
+    def draw(self, batch: Mapping[str, Tensor], generator: torch.Generator) -> dict[str, Tensor]:
+        """A step's draws (CPU): positions to generate, t ~ U(0, 1) per sample and eps."""
         scalar_presence = batch["presence"].cpu() * (~self.is_vector.cpu())
         hidden = sample_hidden(scalar_presence, self.groups, self.config.masking, generator)
         B, T, F = hidden.shape
         t = torch.rand(B, generator=generator)
         noise = torch.randn(B, T, F, generator=generator)
-        hidden, t, noise = hidden.to(self.device), t.to(self.device), noise.to(self.device)
-        prediction = self.denoise(self.noised_input(batch, hidden, t, noise), hidden, t)
-        return masked_loss(
-            prediction,
-            batch,
-            batch["target_weight"] * hidden,
-            vector_fields=self.bound.vector_fields,
-            output_losses=self.output_losses,
-        )
+        return {"hidden": hidden, "t": t, "noise": noise}
+
+    def scored(
+        self, batch: Mapping[str, Tensor], draws: Mapping[str, Tensor]
+    ) -> tuple[Tensor, Tensor]:
+        """(denoising loss, its weight sum): x0 predicted at hidden positions noised at t."""
+        hidden, t = draws["hidden"], draws["t"]
+        prediction = self.denoise(self.noised_input(batch, hidden, t, draws["noise"]), hidden, t)
+        return self._masked_loss(prediction, batch, batch["target_weight"] * hidden)
 
     # -- sampling ----------------------------------------------------------------------
 

@@ -8,6 +8,20 @@ run the backbone, decode, and score the hidden positions with the masked loss.
 Steps are deterministic given (seed, step): the batch indices, the hidden mask and
 dropout are drawn from generators seeded by the step, so a run resumed from a
 checkpoint continues exactly as the uninterrupted run would have.
+
+Distributed (under torchrun, see `training.distributed`): every rank draws the same
+global batch and the same random draws for step s (`draw`) and scores its contiguous
+share of the rows, r*B/W .. (r+1)*B/W. The loss of the global batch is
+
+    L = sum_r S_r / W,   S_r = sum(error * weight) over rank r's rows,   W = sum_r W_r
+
+with W_r rank r's weight sum. Rank r backpropagates l_r = world_size * S_r / W (W
+all-reduced before the backward pass), so the gradient DDP averages over the ranks,
+(1 / world_size) * sum_r grad l_r, is exactly grad L: the single-process gradient of the
+same global batch (up to float rounding; dropout, if any, differs per rank). The
+reported loss is the mean of l_r over the ranks, which is L. Checkpoints hold the
+unwrapped weights, the replicated optimiser state and the step, so a run resumes with
+any number of ranks and continues the same sequence of global batches.
 """
 
 from __future__ import annotations
@@ -16,7 +30,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,6 +39,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from canvas.layout import CanvasLayout
+from training import distributed
 from training.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -38,6 +53,8 @@ from training.predict import forward_canvas
 
 log = logging.getLogger("guwm.training")
 STEP_SEED = 1_000_003
+RANK_SEED = 2**40  # dropout seeds of rank r are offset by r * RANK_SEED
+Scored = Callable[[Mapping[str, Tensor], Mapping[str, Tensor]], tuple[Tensor, Tensor]]
 
 
 def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
@@ -98,10 +115,11 @@ class MaskedCanvasTrainer:
     ) -> None:
         self.bound = bound_schema
         self.config = config or TrainConfig()
-        self.device = torch.device(device)
-        self.backbone = backbone.to(self.device)
-        self.encoder = encoder.to(self.device)
-        self.decoder = decoder.to(self.device)
+        self.world = distributed.init_from_env(device)
+        self.device = distributed.local_device(device, self.world)
+        self.backbone, self.encoder, self.decoder = backbone, encoder, decoder
+        for module in self.modules.values():
+            module.to(self.device)
         self.optimizer = optimizer or torch.optim.AdamW(
             self.parameters(),
             lr=self.config.lr,
@@ -115,6 +133,7 @@ class MaskedCanvasTrainer:
         self.vector_fields = torch.as_tensor(self.bound.vector_fields, dtype=torch.long)
         self.step = 0
         self.history: list[dict[str, float]] = []
+        self._ddp: nn.Module | None = None
 
     # -- modules -----------------------------------------------------------------------
 
@@ -139,22 +158,58 @@ class MaskedCanvasTrainer:
 
     def loss(self, batch: Mapping[str, Tensor], generator: torch.Generator) -> Tensor:
         """The masked loss on one batch with a hidden set drawn from `generator`."""
-        batch = self._to_device(batch)
-        hidden = sample_hidden(
-            batch["presence"].cpu(), self.groups, self.config.masking, generator
-        ).to(self.device)
+        draws = self._to_device(self.draw(batch, generator))
+        return self.scored(self._to_device(batch), draws)[0]
+
+    def draw(self, batch: Mapping[str, Tensor], generator: torch.Generator) -> dict[str, Tensor]:
+        """A step's random draws for `batch`, one row per sample (CPU): the hidden set."""
+        presence = batch["presence"].cpu()
+        return {"hidden": sample_hidden(presence, self.groups, self.config.masking, generator)}
+
+    def scored(
+        self, batch: Mapping[str, Tensor], draws: Mapping[str, Tensor]
+    ) -> tuple[Tensor, Tensor]:
+        """(masked loss, its weight sum) on a batch and its draws, both on the device."""
+        hidden = draws["hidden"]
         seen = self._hide(batch, hidden)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp):
             prediction = self.predict(seen)
         prediction = {k: v.float() for k, v in prediction.items()}
-        weight = batch["target_weight"] * hidden
-        return masked_loss(
+        return self._masked_loss(prediction, batch, batch["target_weight"] * hidden)
+
+    def _masked_loss(
+        self, prediction: Mapping[str, Tensor], batch: Mapping[str, Tensor], weight: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        loss = masked_loss(
             prediction,
             batch,
             weight,
             vector_fields=self.bound.vector_fields,
             output_losses=self.output_losses,
         )
+        return loss, weight.sum()
+
+    def global_loss(
+        self, batch: Mapping[str, Tensor], generator: torch.Generator, scored: Scored
+    ) -> tuple[Tensor, float]:
+        """(loss to backpropagate, loss of the global batch) with this rank's rows.
+
+        In a single process both are the masked loss of the batch. Distributed, `scored`
+        (DDP's forward in training) scores this rank's rows of the batch and the draws,
+        and the first is world_size * S_r / W (see the module doc).
+        """
+        if not self.world.active:
+            loss = self.loss(batch, generator)
+            return loss, float(loss.detach())
+        n = len(batch["values"])
+        rows = self.world.rows(n)
+        draws = self.draw(batch, generator)
+        local, weight = scored(
+            self._to_device(_take(batch, rows, n)), self._to_device(_take(draws, rows, n))
+        )
+        total = distributed.all_reduce_sum(weight).clamp_min(1e-8)
+        loss = local * (weight.detach() * self.world.size / total)
+        return loss, float(distributed.all_reduce_mean(loss))
 
     def _hide(self, batch: Mapping[str, Tensor], hidden: Tensor) -> dict[str, Tensor]:
         visible = batch["presence"] * (~hidden)
@@ -172,12 +227,12 @@ class MaskedCanvasTrainer:
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
     def train_step(self, batches: BatchSource, total_steps: int) -> float:
-        """One optimisation step; returns the loss."""
+        """One optimisation step on the global batch; returns its loss."""
         seed, step = self.config.seed, self.step
-        torch.manual_seed(seed * STEP_SEED + step)  # dropout
+        torch.manual_seed(seed * STEP_SEED + step + self.world.rank * RANK_SEED)  # dropout
         batch = batches(step_generator(seed, step, 0))
         self.encoder.train(), self.backbone.train(), self.decoder.train()
-        loss = self.loss(batch, step_generator(seed, step, 1))
+        loss, value = self.global_loss(batch, step_generator(seed, step, 1), self._synced())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip:
@@ -187,7 +242,16 @@ class MaskedCanvasTrainer:
             group["lr"] = base * scale
         self.optimizer.step()
         self.step += 1
-        return float(loss.detach())
+        return value
+
+    def _synced(self) -> Scored:
+        """`scored` under DDP when distributed (built on first use, after any resume or
+        merge), so that `backward` averages the gradients over the ranks."""
+        if not self.world.active:
+            return self.scored
+        if self._ddp is None:
+            self._ddp = distributed.wrap(_Objective(self), self.device)
+        return self._ddp
 
     @torch.no_grad()
     def evaluate(self, loader: DataLoader, n_batches: int = 8) -> float:
@@ -195,11 +259,11 @@ class MaskedCanvasTrainer:
         self.encoder.eval(), self.backbone.eval(), self.decoder.eval()
         batches = BatchSource(loader)
         losses = [
-            float(
-                self.loss(
-                    batches(step_generator(10_000 + i, 0, 0)), step_generator(10_000 + i, 0, 1)
-                )
-            )
+            self.global_loss(
+                batches(step_generator(10_000 + i, 0, 0)),
+                step_generator(10_000 + i, 0, 1),
+                self.scored,
+            )[1]
             for i in range(n_batches)
         ]
         return sum(losses) / len(losses)
@@ -214,11 +278,22 @@ class MaskedCanvasTrainer:
         val_loader: DataLoader | None = None,
         resume: bool = True,
     ) -> list[dict[str, float]]:
-        """Train until `n_steps` steps in total; resumes from the latest checkpoint."""
+        """Train until `n_steps` steps in total; resumes from the latest checkpoint.
+
+        Distributed, only rank 0 writes checkpoints, metrics and the progress bar; every
+        rank returns once rank 0's last checkpoint is written.
+        """
         if resume and self.checkpoint_dir is not None and latest_checkpoint(self.checkpoint_dir):
             self.load(self.checkpoint_dir)
         batches = BatchSource(dataloader)
-        progress = _progress(self.config.progress, total=n_steps, initial=self.step)
+        if self.world.active and batches.dataset is None:
+            raise ValueError(
+                "distributed training draws each step's global batch by index: it needs a "
+                "DataLoader over a dataset with __getitems__"
+            )
+        progress = _progress(
+            self.config.progress and self.world.is_main, total=n_steps, initial=self.step
+        )
         started, window = time.perf_counter(), []
         while self.step < n_steps:
             window.append(self.train_step(batches, n_steps))
@@ -238,16 +313,21 @@ class MaskedCanvasTrainer:
                     progress.set_postfix(loss=f"{record['loss']:.4f}")
             if progress is not None:
                 progress.update(1)
-            if self.checkpoint_dir and (
-                self.step % self.config.checkpoint_every == 0 or self.step == n_steps
+            if (
+                self.checkpoint_dir
+                and self.world.is_main
+                and (self.step % self.config.checkpoint_every == 0 or self.step == n_steps)
             ):
                 self.save()
         if progress is not None:
             progress.close()
+        distributed.barrier()
         return self.history
 
     def _log(self, record: dict[str, float]) -> None:
         self.history.append(record)
+        if not self.world.is_main:
+            return
         log.info("step %d: %s", record["step"], record)
         if self.checkpoint_dir:
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -291,6 +371,29 @@ class MaskedCanvasTrainer:
         self.step = int(checkpoint.state["step"])
         self.history = list(checkpoint.state.get("history", []))
         log.info("resumed from %s at step %d", checkpoint.path, self.step)
+
+
+class _Objective(nn.Module):
+    """A trainer's modules as one module whose forward is the trainer's `scored`: what
+    DDP wraps (a forward through it is what lets `backward` synchronise gradients)."""
+
+    def __init__(self, trainer: MaskedCanvasTrainer) -> None:
+        super().__init__()
+        self.parts = nn.ModuleDict(trainer.modules)
+        self.scored = trainer.scored
+
+    def forward(
+        self, batch: Mapping[str, Tensor], draws: Mapping[str, Tensor]
+    ) -> tuple[Tensor, Tensor]:
+        return self.scored(batch, draws)
+
+
+def _take(tensors: Mapping[str, Tensor], rows: slice, n: int) -> dict[str, Tensor]:
+    """`rows` of every tensor with a leading batch dimension of `n`; the rest as is."""
+    return {
+        k: v[rows] if isinstance(v, Tensor) and v.dim() and len(v) == n else v
+        for k, v in tensors.items()
+    }
 
 
 def _progress(enabled: bool, *, total: int, initial: int):

@@ -98,8 +98,8 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    """Export every table to Parquet."""
-    dest = _warehouse(args, read_only=False).export_parquet(args.dest)
+    """Export every table to a Parquet lake: a directory or any fsspec URL (s3://, gs://, …)."""
+    dest = _warehouse(args, read_only=False).export_parquet(args.dest, keep=args.keep)
     print(f"exported to {dest}")
 
 
@@ -140,7 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("export", help="export tables to Parquet", description=cmd_export.__doc__)
-    p.add_argument("dest", nargs="?", help="directory (default: beside the database)")
+    p.add_argument(
+        "dest",
+        nargs="?",
+        help="directory or fsspec URL: file://, s3:// (pip install s3fs), gs:// (gcsfs), … "
+        "(default: beside the database)",
+    )
+    p.add_argument(
+        "--keep", type=int, default=2, help="snapshots kept on object stores (default: 2)"
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="load the synthetic world", description=cmd_demo.__doc__)

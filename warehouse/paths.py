@@ -39,6 +39,8 @@ def staged_directory(dest: Path) -> Iterator[Path]:
     try:
         yield staging
         previous = dest.with_name(f".{dest.name}.old")
+        # left by a swap killed while it removed the previous copy: it would block the rename
+        shutil.rmtree(previous, ignore_errors=True)
         if dest.exists():
             dest.rename(previous)
         staging.rename(dest)

@@ -19,23 +19,23 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from warehouse.paths import default_warehouse_path, staged_directory
+from warehouse.paths import default_warehouse_path
 from warehouse.schema import Schema, default_schema
 from warehouse.validation import validate_batch
 
 SCHEMA_VERSION = "1"
 # duckdb.connect/close share a per-process instance cache that is not safe to enter from
 # several threads at once (a connection can come up without its Python scan functions).
-_CONNECT_LOCK = threading.Lock()
+CONNECT_LOCK = threading.Lock()
 
-_DDL = """
+_TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS observations (
     field_path  VARCHAR   NOT NULL,
     observed_at TIMESTAMP NOT NULL,
@@ -69,6 +69,9 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
     rows_unchanged BIGINT    NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+"""
+# Views over the tables: created in the warehouse file, and over a Parquet export (LakeReader).
+VIEWS_DDL = """
 CREATE OR REPLACE VIEW latest AS
     SELECT field_path, observed_at, value, vector, source, known_at, ingested_at, run_id
     FROM observations
@@ -89,6 +92,7 @@ CREATE OR REPLACE VIEW fields AS
         FROM observations GROUP BY field_path
     ) s ON s.field_path = c.path;
 """
+_DDL = _TABLES_DDL + VIEWS_DDL
 
 # DuckDB cannot pivot on values found in the data inside a view, so the wide view
 # names its columns and is rebuilt whenever an ingest adds a field.
@@ -155,7 +159,11 @@ _INSERT = """
 INSERT INTO observations
 SELECT field_path, observed_at, value, vector, $source,
        CASE WHEN outcome = 'restated'
-            THEN greatest($now, latest_known + INTERVAL 1 MICROSECOND) ELSE known_at END,
+            -- several restated vintages of one period: one microsecond apart, in order
+            THEN greatest($now, latest_known + INTERVAL 1 MICROSECOND) + to_microseconds(
+                row_number() OVER (
+                    PARTITION BY field_path, observed_at, outcome ORDER BY known_at) - 1)
+            ELSE known_at END,
        $now, $run_id
 FROM classified WHERE outcome IN ('new', 'restated')
 """
@@ -192,172 +200,27 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 
 
-class Warehouse:
-    """The DuckDB field warehouse.
+def observations_hash(con: duckdb.DuckDBPyConnection) -> str:
+    """Order-independent hash of the `observations` a connection sees."""
+    ((n, h),) = con.execute(
+        "SELECT count(*), coalesce(bit_xor(hash(field_path, observed_at, value, vector, "
+        "source, known_at)), 0) FROM observations"
+    ).fetchall()
+    return hashlib.sha256(f"{n}:{h}".encode()).hexdigest()[:16]
 
-    Connections are short-lived: every call opens the file, does its work in one
-    transaction and closes it, so several processes (Dagster runs, the CLI) take
-    turns. A process that finds the file locked waits up to `lock_timeout` seconds.
+
+class WarehouseReader:
+    """The read API shared by the DuckDB `Warehouse` and `warehouse.lake.LakeReader`.
+
+    A subclass provides `connect()` (a DuckDB connection with an `observations` table or
+    view) and `schema`; everything here is SQL over that connection.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        schema: Schema | None = None,
-        read_only: bool = False,
-        lock_timeout: float = 60.0,
-    ) -> None:
-        self.path = Path(path) if path is not None else default_warehouse_path()
-        self.schema = schema if schema is not None else default_schema()
-        self.read_only = read_only
-        self.lock_timeout = lock_timeout
-        if read_only:
-            if not self.path.exists():
-                raise WarehouseNotFoundError(
-                    f"no warehouse at {self.path}; create one with `guwm demo` or an ingest"
-                )
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._initialise()
+    schema: Schema
 
-    def __repr__(self) -> str:
-        return f"Warehouse({str(self.path)!r}, read_only={self.read_only})"
-
-    # -- connections -----------------------------------------------------------------
-
-    @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection to the warehouse file, waiting while another process holds it."""
-        deadline = time.monotonic() + self.lock_timeout
-        delay = 0.05
-        while True:
-            try:
-                with _CONNECT_LOCK:
-                    con = duckdb.connect(str(self.path), read_only=self.read_only)
-                break
-            except duckdb.IOException as err:
-                if "lock" not in str(err).lower():
-                    raise
-                if time.monotonic() >= deadline:
-                    raise WarehouseLockedError(
-                        f"warehouse {self.path} is locked by another process "
-                        f"(waited {self.lock_timeout:.0f}s): {err}"
-                    ) from err
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
-        try:
-            yield con
-        finally:
-            with _CONNECT_LOCK:
-                con.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-
-    def _initialise(self) -> None:
-        with self._transaction() as con:
-            con.execute(_DDL)
-            stored = con.execute("SELECT value FROM meta WHERE key = 'schema_hash'").fetchall()
-            schema_hash = self.schema.layout_hash()
-            if not stored or stored[0][0] != schema_hash:
-                self._write_catalog(con, self.schema.to_polars())
-                con.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('schema_hash', $h), ('version', $v)",
-                    {"h": schema_hash, "v": SCHEMA_VERSION},
-                )
-
-    @staticmethod
-    def _write_catalog(con: duckdb.DuckDBPyConnection, catalog: pl.DataFrame) -> None:
-        con.register("incoming_catalog", catalog.to_arrow())
-        try:
-            con.execute("INSERT OR REPLACE INTO field_catalog SELECT * FROM incoming_catalog")
-        finally:
-            con.unregister("incoming_catalog")
-
-    # -- writes ----------------------------------------------------------------------
-
-    def ingest(
-        self, frame: pl.DataFrame, *, source: str, now: dt.datetime | None = None
-    ) -> IngestReport:
-        """Upsert a long-format batch from `source` in one transaction.
-
-        The batch is validated first (IngestError names source, field and row of every
-        problem, and nothing is written). Re-ingesting the same batch changes nothing.
-        A value that differs from what is stored under the same key is a restatement:
-        it is kept as a new vintage known from the time of this ingest.
-        """
-        self._require_writable()
-        if not source or not source.replace("_", "").replace("-", "").isalnum():
-            raise ValueError(f"source name must be alphanumeric (with - or _), got {source!r}")
-        started = time.perf_counter()
-        now = now or _utc_now()
-        batch = validate_batch(frame, source=source, schema=self.schema, now=now)
-        run_id = uuid.uuid4().hex
-        new_fields = self._catalog_rows(batch.frame["field_path"])
-        params = {"source": source, "now": now, "run_id": run_id}
-        with self._transaction() as con:
-            con.register("batch", batch.frame.to_arrow())
-            try:
-                con.execute(_CLASSIFY, {"source": source})
-                con.execute(_INSERT, params)
-                counts = dict(
-                    con.execute(
-                        "SELECT outcome, count(*) FROM classified GROUP BY outcome"
-                    ).fetchall()
-                )
-                con.execute("DROP TABLE classified")
-            finally:
-                con.unregister("batch")
-            if not new_fields.is_empty():
-                self._write_catalog(con, new_fields)
-            if counts.get("new", 0) or counts.get("restated", 0):
-                _refresh_wide_view(con)
-            report = IngestReport(
-                run_id=run_id,
-                source=source,
-                rows_in=batch.rows_in,
-                rows_inserted=counts.get("new", 0),
-                rows_revised=counts.get("restated", 0),
-                rows_unchanged=counts.get("unchanged", 0),
-                duplicates_dropped=batch.duplicates_dropped,
-                fields=batch.frame["field_path"].n_unique(),
-                seconds=round(time.perf_counter() - started, 4),
-            )
-            con.execute(
-                "INSERT INTO ingest_runs VALUES ($run_id, $source, $now, $finished, "
-                "$rows_in, $ins, $rev, $unch)",
-                {
-                    **params,
-                    "finished": _utc_now(),
-                    "rows_in": report.rows_in,
-                    "ins": report.rows_inserted,
-                    "rev": report.rows_revised,
-                    "unch": report.rows_unchanged,
-                },
-            )
-        return report
-
-    def _catalog_rows(self, paths: pl.Series) -> pl.DataFrame:
-        """Catalog rows for entity fields (firm_<TICKER>.…) the catalog does not list yet."""
-        entity_paths = [p for p in paths.unique().to_list() if p not in self.schema.paths]
-        if not entity_paths:
-            return pl.DataFrame()
-        return Schema([self.schema.field(p) for p in entity_paths]).to_polars()
-
-    def _require_writable(self) -> None:
-        if self.read_only:
-            raise PermissionError(f"{self} is read-only")
-
-    # -- reads -----------------------------------------------------------------------
+    def connect(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """A DuckDB connection that sees `observations`."""
+        raise NotImplementedError
 
     def sql(
         self, query: str, params: dict[str, object] | Sequence[object] | None = None
@@ -471,11 +334,171 @@ class Warehouse:
     def content_hash(self) -> str:
         """Order-independent hash of every stored observation (for change detection)."""
         with self.connect() as con:
-            n, h = con.execute(
-                "SELECT count(*), coalesce(bit_xor(hash(field_path, observed_at, value, vector, "
-                "source, known_at)), 0) FROM observations"
-            ).fetchone()
-        return hashlib.sha256(f"{n}:{h}".encode()).hexdigest()[:16]
+            return observations_hash(con)
+
+
+class Warehouse(WarehouseReader):
+    """The DuckDB field warehouse.
+
+    Connections are short-lived: every call opens the file, does its work in one
+    transaction and closes it, so several processes (Dagster runs, the CLI) take
+    turns. A process that finds the file locked waits up to `lock_timeout` seconds.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        schema: Schema | None = None,
+        read_only: bool = False,
+        lock_timeout: float = 60.0,
+    ) -> None:
+        self.path = Path(path) if path is not None else default_warehouse_path()
+        self.schema = schema if schema is not None else default_schema()
+        self.read_only = read_only
+        self.lock_timeout = lock_timeout
+        if read_only:
+            if not self.path.exists():
+                raise WarehouseNotFoundError(
+                    f"no warehouse at {self.path}; create one with `guwm demo` or an ingest"
+                )
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._initialise()
+
+    def __repr__(self) -> str:
+        return f"Warehouse({str(self.path)!r}, read_only={self.read_only})"
+
+    # -- connections -----------------------------------------------------------------
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to the warehouse file, waiting while another process holds it."""
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.05
+        while True:
+            try:
+                with CONNECT_LOCK:
+                    con = duckdb.connect(str(self.path), read_only=self.read_only)
+                break
+            except duckdb.IOException as err:
+                if "lock" not in str(err).lower():
+                    raise
+                if time.monotonic() >= deadline:
+                    raise WarehouseLockedError(
+                        f"warehouse {self.path} is locked by another process "
+                        f"(waited {self.lock_timeout:.0f}s): {err}"
+                    ) from err
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        try:
+            yield con
+        finally:
+            with CONNECT_LOCK:
+                con.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def _initialise(self) -> None:
+        with self._transaction() as con:
+            con.execute(_DDL)
+            stored = con.execute("SELECT value FROM meta WHERE key = 'schema_hash'").fetchall()
+            schema_hash = self.schema.layout_hash()
+            if not stored or stored[0][0] != schema_hash:
+                self._write_catalog(con, self.schema.to_polars())
+                con.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_hash', $h), ('version', $v)",
+                    {"h": schema_hash, "v": SCHEMA_VERSION},
+                )
+
+    @staticmethod
+    def _write_catalog(con: duckdb.DuckDBPyConnection, catalog: pl.DataFrame) -> None:
+        con.register("incoming_catalog", catalog.to_arrow())
+        try:
+            con.execute("INSERT OR REPLACE INTO field_catalog SELECT * FROM incoming_catalog")
+        finally:
+            con.unregister("incoming_catalog")
+
+    # -- writes ----------------------------------------------------------------------
+
+    def ingest(
+        self, frame: pl.DataFrame, *, source: str, now: dt.datetime | None = None
+    ) -> IngestReport:
+        """Upsert a long-format batch from `source` in one transaction.
+
+        The batch is validated first (IngestError names source, field and row of every
+        problem, and nothing is written). Re-ingesting the same batch changes nothing.
+        A value that differs from what is stored under the same key is a restatement:
+        it is kept as a new vintage known from the time of this ingest.
+        """
+        self._require_writable()
+        if not source or not source.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"source name must be alphanumeric (with - or _), got {source!r}")
+        started = time.perf_counter()
+        now = now or _utc_now()
+        batch = validate_batch(frame, source=source, schema=self.schema, now=now)
+        run_id = uuid.uuid4().hex
+        new_fields = self._catalog_rows(batch.frame["field_path"])
+        params = {"source": source, "now": now, "run_id": run_id}
+        with self._transaction() as con:
+            # registered on this short-lived connection only (closed after the write)
+            con.register("batch", batch.frame.to_arrow())
+            con.execute(_CLASSIFY, {"source": source})
+            con.execute(_INSERT, params)
+            counts = dict(
+                con.execute("SELECT outcome, count(*) FROM classified GROUP BY outcome").fetchall()
+            )
+            con.execute("DROP TABLE classified")
+            if not new_fields.is_empty():
+                self._write_catalog(con, new_fields)
+            if counts.get("new", 0) or counts.get("restated", 0):
+                _refresh_wide_view(con)
+            report = IngestReport(
+                run_id=run_id,
+                source=source,
+                rows_in=batch.rows_in,
+                rows_inserted=counts.get("new", 0),
+                rows_revised=counts.get("restated", 0),
+                rows_unchanged=counts.get("unchanged", 0),
+                duplicates_dropped=batch.duplicates_dropped,
+                fields=batch.frame["field_path"].n_unique(),
+                seconds=round(time.perf_counter() - started, 4),
+            )
+            con.execute(
+                "INSERT INTO ingest_runs VALUES ($run_id, $source, $now, $finished, "
+                "$rows_in, $ins, $rev, $unch)",
+                {
+                    **params,
+                    "finished": _utc_now(),
+                    "rows_in": report.rows_in,
+                    "ins": report.rows_inserted,
+                    "rev": report.rows_revised,
+                    "unch": report.rows_unchanged,
+                },
+            )
+        return report
+
+    def _catalog_rows(self, paths: pl.Series) -> pl.DataFrame:
+        """Catalog rows for entity fields (firm_<TICKER>.…) the catalog does not list yet."""
+        entity_paths = [p for p in paths.unique().to_list() if p not in self.schema.paths]
+        if not entity_paths:
+            return pl.DataFrame()
+        return Schema([self.schema.field(p) for p in entity_paths]).to_polars()
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise PermissionError(f"{self} is read-only")
+
+    # -- reads (beyond WarehouseReader's) --------------------------------------------
 
     def info(self) -> dict[str, object]:
         """Size, row counts, sources and date ranges."""
@@ -502,25 +525,23 @@ class Warehouse:
 
     # -- export ----------------------------------------------------------------------
 
-    def export_parquet(self, dest: str | os.PathLike[str] | None = None) -> Path:
-        """Write every table to Parquet under `dest` (default: beside the database).
+    def export_parquet(
+        self, dest: str | os.PathLike[str] | None = None, *, keep: int = 2
+    ) -> Path | str:
+        """Export every table to a Parquet lake at `dest` (default: beside the database).
 
-        Observations are hive-partitioned by source and year. The export is written to
-        a temporary directory and swapped in, so readers never see half an export.
+        `dest` is a local path or any fsspec URL (file://, s3://, gs://, memory://, …).
+        Observations are hive-partitioned by source and year with a fixed schema; see
+        `warehouse.lake` for the layout and how readers never see half an export (`keep`:
+        snapshots kept on object stores). Returns the lake's location: the local
+        directory, or the URL to give `LakeReader` and other engines.
         """
-        dest = Path(dest) if dest is not None else self.path.with_name(self.path.stem + "_parquet")
-        with staged_directory(dest) as staging, self.connect() as con:
-            con.execute(
-                f"COPY (SELECT *, year(observed_at) AS year FROM observations) "
-                f"TO '{_sql_path(staging / 'observations')}' "
-                "(FORMAT parquet, PARTITION_BY (source, year))"
-            )
-            for table in ("field_catalog", "ingest_runs"):
-                con.execute(
-                    f"COPY {table} TO '{_sql_path(staging / (table + '.parquet'))}' "
-                    "(FORMAT parquet)"
-                )
-        return dest
+        from warehouse.lake import export_lake
+
+        if dest is None:
+            dest = self.path.with_name(self.path.stem + "_parquet")
+        with self.connect() as con:
+            return export_lake(con, dest, keep=keep)
 
 
 def _refresh_wide_view(con: duckdb.DuckDBPyConnection) -> None:
@@ -534,11 +555,6 @@ def _refresh_wide_view(con: duckdb.DuckDBPyConnection) -> None:
         # Field paths follow the schema grammar ([A-Za-z0-9_.]); quoting is belt and braces.
         columns = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
         con.execute(_WIDE_VIEW.format(columns=columns))
-
-
-def _sql_path(path: Path) -> str:
-    """A path literal for COPY (which takes no parameters): quotes doubled."""
-    return str(path).replace("'", "''")
 
 
 def as_timestamp(value: dt.datetime | dt.date | str) -> dt.datetime:
