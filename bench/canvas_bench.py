@@ -14,8 +14,14 @@ from bench.common import BenchResult, timed
 from bench.ingest_bench import synthetic_observations
 from warehouse.store import Warehouse
 
+# Peak RSS is the child's VmHWM: unlike ru_maxrss (kept across exec on Linux), it starts
+# afresh in the new process, so the parent's memory never counts.
 CHILD = """
-import json, resource, sys, time
+import json, re, sys, time
+from pathlib import Path
+def peak_mb():
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) / 1024
 from canvas.layout import compile_layout
 from canvas.materialize import materialize_canvas
 from warehouse.schema import default_schema
@@ -24,14 +30,13 @@ n_fields, T, path, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.ar
 schema = default_schema().with_entities([f"B{i:05d}" for i in range(n_fields)])
 layout = compile_layout("firm_*.earnings.eps_actual", schema=schema, T=T, step="1d",
                         include_latent=False)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_mb()
 t0 = time.perf_counter()
 m = materialize_canvas(Warehouse(path, schema=schema), layout, out, start="1990-01-01",
                        end="1999-12-31")
 print(json.dumps({"seconds": time.perf_counter() - t0, "observations": m.observations,
                   "windows": m.n_windows, "fields": layout.n_fields,
-                  "rss_before_mb": before / 1024,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rss_before_mb": before, "peak_rss_mb": peak_mb()}))
 """
 
 
