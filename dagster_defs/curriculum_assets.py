@@ -77,18 +77,10 @@ class CurriculumResource(dg.ConfigurableResource):
     steps_per_tier: list[int] | None = None
 
     def settings(self) -> CurriculumSettings:
+        """The shared settings (this resource's fields, less how nodes are run)."""
+        run_only = {"threads", "nproc_per_node", "steps_per_tier"}
         return CurriculumSettings(
-            backbone=self.backbone,
-            pretrained_model_id=self.pretrained_model_id,
-            n_layers=self.n_layers,
-            objective=self.objective,
-            T=self.T,
-            step=self.step,
-            d_model=self.d_model,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            seed=self.seed,
-            device=self.device,
+            **{k: v for k, v in self.model_dump().items() if k not in run_only}
         )
 
     def dag(self, nodes: list[DAGNode]) -> list[DAGNode]:

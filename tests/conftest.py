@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,3 +36,14 @@ def _isolated_user_data(tmp_path_factory: pytest.TempPathFactory) -> None:
     patch.setenv("GUWM_ARTIFACTS", str(root / "artifacts"))
     yield
     patch.undo()
+
+
+@pytest.fixture(scope="module")
+def single_thread() -> Iterator[None]:
+    """One intra-op thread for a module of tiny models: on a busy 2-core machine OpenMP
+    barriers make two threads many times slower than one. Use with
+    `pytestmark = pytest.mark.usefixtures("single_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

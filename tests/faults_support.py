@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import polars as pl
 
+from tests.test_warehouse import batch
 from warehouse.store import Warehouse, observations_hash
 
 UNRATE = "country_us.macro.labor.unemployment_rate"
@@ -152,20 +153,6 @@ def monthly_rows(series_id: str, start: int = 2004, end: int = 2020) -> list[tup
 
 
 # -- warehouse --------------------------------------------------------------------------------
-
-
-def batch(rows: list[tuple]) -> pl.DataFrame:
-    """Rows of (field_path, observed_at, value, known_at) as a long-format frame."""
-    return pl.DataFrame(
-        rows,
-        schema={
-            "field_path": pl.Utf8,
-            "observed_at": pl.Datetime("us"),
-            "value": pl.Float64,
-            "known_at": pl.Datetime("us"),
-        },
-        orient="row",
-    )
 
 
 def prior_data() -> pl.DataFrame:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from canvas.layout import CanvasLayout
+from tests.test_backbones import TINY as TINY_COGVIDEOX
 from training import (
     ComputeEstimate,
     FieldDecoder,
@@ -31,31 +31,11 @@ from training.settings import CurriculumSettings, node_layout
 # one analytic term it misses is the decoder's per-position dot product (linalg.vecdot,
 # elementwise in ATen), well under 1% here.
 TOLERANCE = 0.02
-TINY_COGVIDEOX = {
-    "num_attention_heads": 2,
-    "attention_head_dim": 16,
-    "in_channels": 4,
-    "out_channels": 4,
-    "num_layers": 2,
-    "sample_width": 16,
-    "sample_height": 16,
-    "sample_frames": 9,
-    "patch_size": 2,
-    "text_embed_dim": 32,
-    "time_embed_dim": 32,
-    "max_text_seq_length": 8,
-    "temporal_compression_ratio": 4,
-}
 # scalar fields plus the news embedding (a vector field): every encoder/decoder path
 TINY_NODE = DAGNode("tiny", fields=("financial.fx", "narratives.news"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def random_batch(layout: CanvasLayout, batch: int) -> dict[str, torch.Tensor]:

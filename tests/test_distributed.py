@@ -36,12 +36,7 @@ DAG = """nodes:
 """
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def stand_in_encode(texts: list[str], batch_size: int) -> np.ndarray:

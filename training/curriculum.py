@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from training.dag import CurriculumError, DAGNode, resolve_fields, validate_dag
+from training.dag_trainer import CurriculumResult, DAGCurriculumTrainer
 from training.settings import CurriculumSettings
 from warehouse.schema import Schema, default_schema
 
@@ -222,8 +223,6 @@ class CurriculumTrainer:
         transformer: Any = None,
         progress: bool = True,
     ) -> None:
-        from training.dag_trainer import DAGCurriculumTrainer
-
         self.config = config
         self.trainer = DAGCurriculumTrainer(
             config.to_dag(),
@@ -235,6 +234,6 @@ class CurriculumTrainer:
         )
         self.nodes = self.trainer.nodes
 
-    def run(self):  # -> CurriculumResult
+    def run(self) -> CurriculumResult:
         """Train every phase; returns each canvas's result (nodes named p<phase>_...)."""
         return self.trainer.run()

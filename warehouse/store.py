@@ -157,15 +157,16 @@ LEFT JOIN latest_stored l
 
 _INSERT = """
 INSERT INTO observations
+SELECT field_path, observed_at, value, vector, $source, known_at, $now, $run_id
+FROM classified WHERE outcome = 'new'
+UNION ALL
+-- a restatement is known from now (or just after the latest vintage); several restated
+-- vintages of one period in one batch: one microsecond apart, in order
 SELECT field_path, observed_at, value, vector, $source,
-       CASE WHEN outcome = 'restated'
-            -- several restated vintages of one period: one microsecond apart, in order
-            THEN greatest($now, latest_known + INTERVAL 1 MICROSECOND) + to_microseconds(
-                row_number() OVER (
-                    PARTITION BY field_path, observed_at, outcome ORDER BY known_at) - 1)
-            ELSE known_at END,
+       greatest($now, latest_known + INTERVAL 1 MICROSECOND) + to_microseconds(
+           row_number() OVER (PARTITION BY field_path, observed_at ORDER BY known_at) - 1),
        $now, $run_id
-FROM classified WHERE outcome IN ('new', 'restated')
+FROM classified WHERE outcome = 'restated'
 """
 
 
