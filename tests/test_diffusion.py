@@ -8,6 +8,7 @@ import torch
 
 from canvas import DatasetSpec, build_mixed_dataloader, compile_layout
 from ingest.synthetic import SyntheticWorldConfig, generate_world
+from tests.test_masked_trainer import die_after_first_checkpoint
 from training import FieldDecoder, FieldEncoder
 from training.backbones import build_backbone
 from training.checkpoint import load_checkpoint
@@ -276,15 +277,7 @@ def test_resume_continues_exactly_and_restores_the_noise_flag(setup, tmp_path):
     straight.train(loader, 8)
     assert not torch.equal(straight.noise_flag.flag, initial_flag)
     interrupted = make_trainer(bound, tmp_path, every=4)
-    save = interrupted.save
-
-    def save_then_die(*args, **kwargs):
-        save(*args, **kwargs)
-        raise KeyboardInterrupt  # the process dies right after the checkpoint at step 4
-
-    interrupted.save = save_then_die
-    with pytest.raises(KeyboardInterrupt):
-        interrupted.train(loader, 8)
+    die_after_first_checkpoint(interrupted, loader, 8)
     assert interrupted.step == 4
     assert "noise_flag.flag" in load_checkpoint(tmp_path).weights
     resumed = make_trainer(bound, tmp_path, every=4)

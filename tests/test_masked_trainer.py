@@ -114,20 +114,25 @@ def test_training_lowers_the_loss_and_trains_encoder_and_decoder(setup):
     assert "value_weight" in changed and "semantic" not in changed
 
 
+def die_after_first_checkpoint(trainer: MaskedCanvasTrainer, loader, n_steps: int) -> None:
+    """Train until the first checkpoint is written, then die as a killed process would."""
+    save = trainer.save
+
+    def save_then_die(*args, **kwargs):
+        save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    trainer.save = save_then_die
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(loader, n_steps)
+
+
 def test_resume_continues_exactly_like_the_uninterrupted_run(setup, tmp_path):
     bound, loader = setup
     straight = make_trainer(bound)
     straight.train(loader, 8)
     interrupted = make_trainer(bound, tmp_path, every=4)
-    save = interrupted.save
-
-    def save_then_die(*args, **kwargs):
-        save(*args, **kwargs)
-        raise KeyboardInterrupt  # the process dies right after the checkpoint at step 4
-
-    interrupted.save = save_then_die
-    with pytest.raises(KeyboardInterrupt):
-        interrupted.train(loader, 8)
+    die_after_first_checkpoint(interrupted, loader, 8)
     assert interrupted.step == 4
     resumed = make_trainer(bound, tmp_path, every=4)
     resumed.train(loader, 8)

@@ -192,19 +192,11 @@ def _cycle(remaining: Mapping[str, set[str]]) -> list[str]:
 
 def tiers(nodes: Sequence[DAGNode]) -> dict[str, int]:
     """Node name -> tier: 0 for roots, else 1 + the deepest parent's tier."""
+    by_name = {node.name: node for node in nodes}
     depth: dict[str, int] = {}
-    for node in validate_dag(nodes) if not _ordered(nodes) else nodes:
-        depth[node.name] = 1 + max((depth[p] for p in node.parents), default=-1)
+    for name in _topological(by_name):
+        depth[name] = 1 + max((depth[p] for p in by_name[name].parents), default=-1)
     return depth
-
-
-def _ordered(nodes: Sequence[DAGNode]) -> bool:
-    seen: set[str] = set()
-    for node in nodes:
-        if not set(node.parents) <= seen:
-            return False
-        seen.add(node.name)
-    return True
 
 
 def with_steps_per_tier(nodes: Sequence[DAGNode], steps: Sequence[int]) -> list[DAGNode]:

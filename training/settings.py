@@ -81,12 +81,14 @@ def node_layout(
     layout = compile_layout(
         *node.fields, schema=schema, T=settings.T, step=settings.step, d_model=settings.d_model
     )
-    if node.canvas_size is None or node.canvas_size <= layout.H * layout.W:
-        if node.canvas_size is not None and node.canvas_size < layout.n_slots:
-            raise CurriculumError(
-                f"node '{node.name}': its {layout.n_fields} fields need {layout.n_slots} "
-                f"positions, more than canvas_size={node.canvas_size}"
-            )
+    if node.canvas_size is None:
+        return layout
+    if node.canvas_size < layout.n_slots:
+        raise CurriculumError(
+            f"node '{node.name}': its {layout.n_fields} fields need {layout.n_slots} "
+            f"positions, more than canvas_size={node.canvas_size}"
+        )
+    if node.canvas_size <= layout.H * layout.W:
         return layout
     width = math.ceil(math.sqrt(node.canvas_size))
     return replace(layout, W=width, H=math.ceil(node.canvas_size / width))
