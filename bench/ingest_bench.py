@@ -12,6 +12,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from bench.common import BenchResult, timed
+from ingest.synthetic import SyntheticWorldConfig, generate_world
 from warehouse.store import Warehouse
 
 
@@ -52,6 +53,9 @@ def run(*, quick: bool = False) -> BenchResult:
         noop_s, again = timed(lambda: wh.ingest(frame, source="bench"))
         assert again.rows_unchanged == n and again.rows_inserted == 0, again
         query = _point_in_time_query(wh, frame, Path(tmp) / "b.parquet")
+        stored_bytes = _checkpointed_bytes(wh)
+        parquet_bytes = (Path(tmp) / "b.parquet").stat().st_size
+        vintages = _vintage_cost(Path(tmp))
     result.add(
         "ingest throughput",
         n / ingest_s,
@@ -71,6 +75,29 @@ def run(*, quick: bool = False) -> BenchResult:
     )
     result.add("first ingest time", ingest_s, "s", "parquet write", parquet_s)
     result.add(
+        "warehouse size",
+        stored_bytes / 2**20,
+        "MiB",
+        "parquet file",
+        parquet_bytes / 2**20,
+        note=f"{n:,} rows stored (one vintage each)",
+    )
+    result.add(
+        "stored rows, synthetic world",
+        vintages["rows"],
+        "rows",
+        "former no-news rule",
+        vintages["rows_no_news"],
+        note="every distinct vintage kept, also one that repeats the value before it",
+    )
+    result.add(
+        "warehouse size, synthetic world",
+        vintages["bytes"] / 2**20,
+        "MiB",
+        "former no-news rule",
+        vintages["bytes_no_news"] / 2**20,
+    )
+    result.add(
         "point-in-time query",
         query["as_of_s"],
         "s",
@@ -88,6 +115,33 @@ def run(*, quick: bool = False) -> BenchResult:
         note="the same query pivoted to one column per field on a monthly calendar",
     )
     return result
+
+
+def _checkpointed_bytes(wh: Warehouse) -> int:
+    """The DuckDB file's size once its write-ahead log is folded in."""
+    with wh.connect() as con:
+        con.execute("CHECKPOINT")
+    return wh.path.stat().st_size
+
+
+def _vintage_cost(tmp: Path) -> dict[str, int]:
+    """Rows and bytes of the synthetic world's sources stored with every vintage, against
+    the same sources without the vintages that repeat the value before them (what the
+    former "no news" rule dropped when vintages arrived in order)."""
+    world = generate_world(SyntheticWorldConfig())
+    out = {}
+    for label, drop_repeats in (("", False), ("_no_news", True)):
+        wh = Warehouse(tmp / f"vintages{label}.duckdb")
+        for name, frame in world.sources.items():
+            if drop_repeats:
+                previous = pl.col("value").shift(1).over("field_path", "observed_at")
+                frame = frame.sort("field_path", "observed_at", "known_at").filter(
+                    previous.is_null() | (pl.col("value") != previous)
+                )
+            wh.ingest(frame, source=name)
+        out[f"rows{label}"] = wh.count()
+        out[f"bytes{label}"] = _checkpointed_bytes(wh)
+    return out
 
 
 def _point_in_time_query(wh: Warehouse, frame: pl.DataFrame, parquet: Path) -> dict[str, float]:

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from ingest.sources import DEFAULT_TICKERS, SourceSettings
+from ingest.sources import SourceSettings
 from training.llm import LLMProvider
+from warehouse.catalog import LARGE_CAP_TICKERS
 from warehouse.paths import default_warehouse_path
 from warehouse.store import Warehouse
 
@@ -32,7 +33,7 @@ class SourcesResource(dg.ConfigurableResource):
     start_date: str = "2005-01-01"
     end_date: str | None = None
     seed: int = 0
-    tickers: list[str] = list(DEFAULT_TICKERS)
+    tickers: list[str] = list(LARGE_CAP_TICKERS)
     fred_api_key: str | None = None
     news_path: str | None = None
     tabular_spec: str | None = None

@@ -54,6 +54,7 @@ from ingest.base import (
     call_with_retries,
 )
 from ingest.tabular import Table, observation_bounds, parse_columns, read_table
+from warehouse.catalog import LARGE_CAP_TICKERS
 from warehouse.schema import firm_entity
 
 if TYPE_CHECKING:
@@ -64,7 +65,6 @@ log = logging.getLogger("guwm.ingest.earnings")
 SOURCE = "earnings"
 SPEC_NAME = "Earnings"
 FIELDS = ("eps_actual", "eps_estimate", "eps_surprise", "eps_surprise_pct")
-DEFAULT_TICKERS = ("AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "JPM", "XOM")
 REPORT_TIME_UTC = dt.timedelta(hours=21)
 FINNHUB_REPORT_LAG = dt.timedelta(days=30)
 EARNINGS_DATES_LIMIT = 100  # yfinance caps get_earnings_dates at 100 rows
@@ -451,11 +451,11 @@ def earnings_adapter(
 ) -> tuple[DatasetSpec, pl.DataFrame]:
     """Quarterly EPS as (DatasetSpec, long-format frame) for `tickers`.
 
-    `tickers` defaults to :data:`DEFAULT_TICKERS` (the schema's large caps). Live through
+    `tickers` defaults to the schema's large caps (:data:`warehouse.catalog.LARGE_CAP_TICKERS`). Live through
     yfinance by default; from the recorded files when `recorded_dir` is given. Raises
     SourceError when every ticker failed.
     """
-    wanted = list(tickers) if tickers is not None else list(DEFAULT_TICKERS)
+    wanted = list(tickers) if tickers is not None else list(LARGE_CAP_TICKERS)
     if recorded_dir is not None:
         result = load_earnings_recorded(Path(recorded_dir), wanted, start_date=start_date)
     else:
@@ -479,7 +479,6 @@ def _utc_now() -> dt.datetime:
 
 
 __all__ = [
-    "DEFAULT_TICKERS",
     "FIELDS",
     "REPORTS_SCHEMA",
     "dedupe_reports",

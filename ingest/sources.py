@@ -22,11 +22,11 @@ import yaml
 
 from ingest.base import FetchResult, RetryPolicy, SourceError
 from ingest.synthetic import SyntheticWorld, SyntheticWorldConfig, generate_world
+from warehouse.catalog import LARGE_CAP_TICKERS
 from warehouse.schema import firm_entity
 
 Mode = Literal["synthetic", "recorded", "live"]
 SOURCES: tuple[str, ...] = ("fred", "yahoo", "pmi", "earnings", "news", "tabular")
-DEFAULT_TICKERS: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "AMZN", "JPM", "XOM")
 SENTIMENT_FIELD = "country_us.macro.sentiment.consumer_sentiment"
 
 
@@ -39,7 +39,7 @@ class SourceSettings:
     start_date: str = "2005-01-01"
     end_date: str | None = None
     seed: int = 0
-    tickers: tuple[str, ...] = DEFAULT_TICKERS
+    tickers: tuple[str, ...] = LARGE_CAP_TICKERS
     fred_api_key: str | None = field(default=None, repr=False)
     news_path: Path | None = None
     tabular_spec: Path | None = None

@@ -56,6 +56,7 @@ import numpy as np
 import polars as pl
 
 from ingest.base import LONG_SCHEMA
+from warehouse.catalog import LARGE_CAP_TICKERS
 from warehouse.schema import firm_entity
 
 __all__ = [
@@ -135,7 +136,7 @@ class SyntheticWorldConfig:
     seed: int = 0
     n_regimes: int = 4  # expansion, slowdown, recession, inflationary_boom (+ stagflation, ...)
     mean_regime_months: float = 18.0  # persistence of the hidden monthly Markov chain
-    firms: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "AMZN", "JPM", "XOM")
+    firms: tuple[str, ...] = LARGE_CAP_TICKERS
     headlines_per_day: float = 6.0  # Poisson mean on business days
     missing_rate: float = 0.01  # random gaps (dropped observations) per source
 
@@ -242,6 +243,9 @@ _FIRM_PROFILES: dict[str, tuple[float, float, tuple[float, ...], bool]] = {
     "MSFT": (3.0, 0.10, (0.08, 0, -0.04, 0, 0, 0.04), False),
     "NVDA": (0.7, 0.15, (0.20, 0, -0.10, -0.05, 0.05, 0.15), False),
     "AMZN": (1.2, 0.15, (0.15, -0.05, -0.06, 0, 0, 0.08), False),
+    "GOOGL": (2.0, 0.12, (0.12, 0, -0.05, 0, 0, 0.06), False),
+    "META": (5.0, 0.14, (0.15, 0, -0.06, 0, 0, 0.08), False),
+    "TSLA": (0.5, 0.18, (0.25, -0.05, -0.12, -0.05, 0.05, 0.20), False),
     "JPM": (4.5, 0.08, (0.10, 0, -0.25, 0.08, 0, 0.03), True),
     "XOM": (2.0, 0.04, (0.08, 0.25, -0.05, 0, 0, 0), True),
 }

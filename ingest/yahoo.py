@@ -63,6 +63,7 @@ from ingest.base import (
     call_with_retries,
 )
 from ingest.tabular import LINE, ROW, Table, observation_bounds, parse_columns, read_table
+from warehouse.catalog import LARGE_CAP_TICKERS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -161,8 +162,6 @@ def _one(symbol: str, asset_class: AssetClass, path: str, **kwargs: Any) -> Inst
     return Instrument(symbol, asset_class, path, **kwargs)
 
 
-_LARGE_CAP_TICKERS = ("AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "JPM", "XOM")
-
 # fmt: off
 INSTRUMENTS: tuple[Instrument, ...] = (
     # US and world equity indices
@@ -177,7 +176,7 @@ INSTRUMENTS: tuple[Instrument, ...] = (
     _one("^VIX3M", AssetClass.VOLATILITY, "financial.equities.vix_3m"),
     # large caps: the schema has only their daily return
     *(Instrument(t, AssetClass.LARGE_CAP, None, f"financial.large_caps.{t.lower()}_return_1d")
-      for t in _LARGE_CAP_TICKERS),
+      for t in LARGE_CAP_TICKERS),
     # Treasury yield indices (CBOE, quoted in percent) and fed funds futures
     _one("^FVX", AssetClass.RATES, "financial.yield_curves.five_year"),
     _one("^TNX", AssetClass.RATES, "financial.yield_curves.ten_year"),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+from xml.etree import ElementTree as ET
 from xml.sax.saxutils import quoteattr
 
 import polars as pl
@@ -28,6 +29,7 @@ from ingest.fred import (
     YOY_PCT,
     fetch_fred_live,
     fred_adapter,
+    _FredClient,
     fred_series_info,
     load_fred_recorded,
     series_by_id,
@@ -273,6 +275,39 @@ def test_live_pages_long_answers(fred: FredServer) -> None:
     cpi = values(live(fred, ["CPIAUCSL"]).data, CPI)
     assert len(cpi) == 11
     assert fred.fake.hits["CPIAUCSL"] == 5  # 24 rows in pages of 5
+
+
+def test_fredapi_still_fetches_through_the_overridden_method(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The live client replaces fredapi's private, name-mangled ``Fred.__fetch_data`` (the
+    timeout, paging and key redaction live there). fredapi is pinned; should an upgrade
+    rename or bypass that method, this fails instead of the client silently losing them."""
+    import fredapi
+
+    assert "_Fred__fetch_data" in vars(fredapi.Fred), (
+        f"fredapi {fredapi.__version__} has no Fred.__fetch_data: _FredClient no longer "
+        "overrides its network call"
+    )
+    fetched: list[str] = []
+
+    def answer(self: _FredClient, url: str) -> ET.Element:
+        fetched.append(url)
+        return ET.fromstring(
+            '<seriess count="1"><series id="X" title="x" frequency_short="M" '
+            'units_short="u" seasonal_adjustment_short="SA" observation_start="2020-01-01" '
+            'observation_end="2020-01-01" last_updated="2020-02-01 07:00:00-06" /></seriess>'
+            if "series?" in url
+            else '<observations count="1"><observation realtime_start="2020-02-01" '
+            'realtime_end="9999-12-31" date="2020-01-01" value="1.5"/></observations>'
+        )
+
+    monkeypatch.setattr(_FredClient, "_get", answer)
+    client = _FredClient("k" * 32, timeout=1.0)
+    client.get_series("X")
+    client.get_series_all_releases("X")
+    client.get_series_info("X")
+    assert len(fetched) == 3  # every call the adapter makes went through the override
 
 
 def test_server_errors_are_retried(fred: FredServer) -> None:

@@ -407,12 +407,22 @@ def test_sql_is_parametrized(wh):
     assert wh.sql("SELECT * FROM observations WHERE field_path = $p", {"p": hostile}).is_empty()
 
 
-def test_same_value_republished_later_is_no_news(wh):
+def test_same_value_republished_later_is_kept_as_its_own_vintage(wh):
+    """A vintage that repeats the value before it is stored: were it dropped, a vintage
+    with another value arriving later in between would hide it from as_of."""
     jan = dt.datetime(2024, 1, 1)
-    wh.ingest(batch([(UNRATE, jan, 3.7, dt.datetime(2024, 2, 2))]), source="fred", now=NOW)
-    report = wh.ingest(batch([(UNRATE, jan, 3.7, dt.datetime(2024, 3, 8))]), source="fred", now=NOW)
-    assert (report.rows_inserted, report.rows_unchanged) == (0, 1)
-    assert wh.count() == 1
+    first = batch([(UNRATE, jan, 3.7, dt.datetime(2024, 2, 2))])
+    republished = batch([(UNRATE, jan, 3.7, dt.datetime(2024, 4, 5))])
+    wh.ingest(first, source="fred", now=NOW)
+    assert wh.ingest(republished, source="fred", now=NOW).rows_inserted == 1
+    wh.ingest(batch([(UNRATE, jan, 3.9, dt.datetime(2024, 3, 8))]), source="fred", now=NOW)
+    assert wh.count() == 3
+    assert wh.as_of(dt.datetime(2024, 3, 20), UNRATE)["value"].to_list() == [3.9]
+    assert wh.as_of(dt.datetime(2024, 4, 5), UNRATE)["value"].to_list() == [3.7]
+    # an identical re-ingest is still a no-op
+    again = wh.ingest(republished, source="fred", now=NOW)
+    assert (again.rows_inserted, again.rows_unchanged) == (0, 1)
+    assert wh.count() == 3
 
 
 def test_a_failure_inside_the_transaction_writes_nothing(wh, monkeypatch):

@@ -77,7 +77,7 @@ def _price_and_return(name: str, title: str, unit: str) -> list[_Row]:
     ]
 
 
-_LARGE_CAPS = {
+_LARGE_CAPS = {  # the default firms of every source: market returns, earnings, news
     "aapl": "Apple",
     "msft": "Microsoft",
     "nvda": "NVIDIA",
@@ -88,6 +88,8 @@ _LARGE_CAPS = {
     "jpm": "JPMorgan Chase",
     "xom": "Exxon Mobil",
 }
+
+LARGE_CAP_TICKERS: tuple[str, ...] = tuple(t.upper() for t in _LARGE_CAPS)
 
 # The tables below are laid out by hand, one field per row.
 # fmt: off

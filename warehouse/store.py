@@ -116,8 +116,10 @@ SELECT * FROM calendar LEFT JOIN pivoted USING (day) ORDER BY day
 #   same key, new value, latest has the value -> unchanged (already restated)
 #   same key, new value                       -> restatement: stored with known_at = now
 #                                                (or just after the latest vintage)
-#   new key, latest vintage has the same value and is older -> unchanged (no news)
-#   otherwise                                 -> a new observation or vintage
+#   new key                                   -> a new observation or vintage
+# A new vintage is stored even when it repeats the latest stored value: vintages may
+# arrive in any order, and one dropped as "no news" would be lost once an older vintage
+# with another value arrived after it (as_of would then answer that older value).
 _CLASSIFY = """
 CREATE TEMP TABLE classified AS
 WITH latest_stored AS (
@@ -140,10 +142,6 @@ SELECT b.*,
              AND l.value IS NOT DISTINCT FROM b.value
              AND l.vector IS NOT DISTINCT FROM b.vector THEN 'unchanged'
         WHEN e.field_path IS NOT NULL THEN 'restated'
-        WHEN l.field_path IS NOT NULL
-             AND l.value IS NOT DISTINCT FROM b.value
-             AND l.vector IS NOT DISTINCT FROM b.vector
-             AND l.known_at <= b.known_at THEN 'unchanged'
         ELSE 'new'
     END AS outcome,
     l.known_at AS latest_known
