@@ -451,8 +451,8 @@ def earnings_adapter(
 ) -> tuple[DatasetSpec, pl.DataFrame]:
     """Quarterly EPS as (DatasetSpec, long-format frame) for `tickers`.
 
-    `tickers` defaults to the schema's large caps (:data:`warehouse.catalog.LARGE_CAP_TICKERS`). Live through
-    yfinance by default; from the recorded files when `recorded_dir` is given. Raises
+    `tickers` defaults to the schema's large caps (`warehouse.catalog.LARGE_CAP_TICKERS`).
+    Live through yfinance by default; from the recorded files when `recorded_dir` is given. Raises
     SourceError when every ticker failed.
     """
     wanted = list(tickers) if tickers is not None else list(LARGE_CAP_TICKERS)
