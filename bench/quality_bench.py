@@ -24,6 +24,7 @@ BASELINES = {
     "persistence": "persistence",
     "mean": "training mean",
     "ar1": "AR(1)",
+    "ridge": "ridge on the panel",
     "dfm": "DynamicFactorMQ",
 }
 RECORDED = Path(

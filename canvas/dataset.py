@@ -59,6 +59,7 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from canvas.align import place, split_bounds, step_edges
 from canvas.layout import CanvasLayout
 from canvas.spec import DatasetSpec
+from canvas.stationary import field_stats, stationary_placements, step_statistics, transform_codes
 from warehouse.store import as_timestamp
 
 Split = Literal["train", "val", "test"]
@@ -167,10 +168,10 @@ class HeterogeneousDataset(Dataset):
         if train_ts and val_ts and val_ts < train_ts:
             raise ValueError(f"val_end {val_ts} is before train_end {train_ts}")
 
-        self.stats = self._statistics(pooled, edges, train_ts)
+        codes = transform_codes(layout.fields)
+        self.stats = self._statistics(pooled, edges, train_ts, codes)
         mean = np.array([self.stats[q]["mean"] for q in layout.paths])
         std = np.array([self.stats[q]["std"] for q in layout.paths])
-        normalised = ((pooled.value - mean[pooled.field]) / std[pooled.field]).astype(np.float32)
 
         p = place(pooled.field, pooled.observed, pooled.known, edges, T)
         # as in canvas.materialize: a scalar field without training data stays absent
@@ -178,12 +179,17 @@ class HeterogeneousDataset(Dataset):
             [not f.is_vector and self.stats[f.path]["count"] == 0 for f in layout.fields]
         )
         p = p.where(~untrained[p.field])
+        # transformed as the schema declares; a value that cannot be transformed is absent
+        p, t, _ = stationary_placements(p, pooled.value, codes)
+        keep = np.isfinite(t) | (self._vector_slot[p.field] >= 0)
+        p, t = p.where(keep), t[keep]
+        normalised = ((t - mean[p.field]) / std[p.field]).astype(np.float32)
         self.untrained_fields = [q for q, u in zip(layout.paths, untrained, strict=True) if u]
         values = np.zeros((n_windows, T, layout.n_fields), dtype=np.float32)
         source_of = np.zeros((n_windows, T, layout.n_fields), dtype=np.uint8)
         source_of[p.window, p.slot, p.field] = source[p.row]
         scalar = self._vector_slot[p.field] < 0
-        values[p.window[scalar], p.slot[scalar], p.field[scalar]] = normalised[p.row[scalar]]
+        values[p.window[scalar], p.slot[scalar], p.field[scalar]] = normalised[scalar]
         vectors = None
         if layout.vector_fields:
             vectors = np.zeros(
@@ -270,9 +276,10 @@ class HeterogeneousDataset(Dataset):
         ).take(present)
 
     def _statistics(
-        self, rows: _Rows, edges: np.ndarray, train_end: dt.datetime | None
+        self, rows: _Rows, edges: np.ndarray, train_end: dt.datetime | None, codes: np.ndarray
     ) -> dict[str, dict[str, float]]:
-        """Per-field mean / population std of the latest vintage per date (training period)."""
+        """Per-field mean / population std of the transformed values of the latest vintage
+        per date in the training period (see `canvas.stationary.step_statistics`)."""
         frame = pl.DataFrame(
             {
                 "field": rows.field,
@@ -287,28 +294,12 @@ class HeterogeneousDataset(Dataset):
         )
         if train_end is not None:
             frame = frame.filter(pl.col("known_at") <= train_end)
-        per_field = (
+        latest = (
             frame.sort("field", "observed_at", "known_at")
             .group_by("field", "observed_at", maintain_order=True)
             .agg(pl.col("value").last())
-            .group_by("field", maintain_order=True)
-            .agg(
-                pl.col("value").mean().alias("mean"),
-                pl.col("value").std(ddof=0).alias("std"),
-                pl.len().alias("count"),
-            )
         )
-        found = {r["field"]: r for r in per_field.iter_rows(named=True)}
-        stats = {}
-        for f, path in enumerate(self.layout.paths):
-            row = found.get(f)
-            std = row["std"] if row and row["std"] and np.isfinite(row["std"]) else 0.0
-            stats[path] = {
-                "mean": float(row["mean"]) if row else 0.0,
-                "std": float(std) if std > 0 else 1.0,
-                "count": int(row["count"]) if row else 0,
-            }
-        return stats
+        return field_stats(step_statistics(latest, codes, self.layout.step), self.layout.paths)
 
     @staticmethod
     def _split_mask(

@@ -134,7 +134,8 @@ class CanvasLayout:
         """sha256 over the ordered fields, grid, step and width."""
         spec = {
             "fields": [
-                [f.path, f.unit, f.period.value, f.dimension, f.latent] for f in self.fields
+                [f.path, f.unit, f.period.value, f.dimension, f.latent, f.transform.value]
+                for f in self.fields
             ],
             "grid": [self.T, self.H, self.W, self.d_model],
             "step": self.step,

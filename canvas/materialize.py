@@ -9,6 +9,11 @@ Output directory:
     shard_00000/values.npy     (n, T, F) float32, normalised; 0 where absent
     shard_00000/presence.npy   (n, T, F) uint8, 1 where a value was known by the cutoff
     shard_00000/vectors.npy    (n, T, V, D) float16, vector fields (if the layout has any)
+    shard_00000/levels.npy     (n, T, L) float32, the observed level of each differenced
+                               field (NaN where absent), to invert predictions to field units
+
+Values are the fields' transformed values (`canvas.stationary`), normalised with the
+training period's statistics of those transformed values.
 
 Work streams over chunks of fields, sized so the placements of one chunk stay within a
 fixed budget; shards are written in place through memory maps. The result is written to
@@ -29,6 +34,13 @@ import polars as pl
 
 from canvas.align import Placements, place, split_bounds, step_edges
 from canvas.layout import CanvasLayout
+from canvas.stationary import (
+    differenced,
+    field_stats,
+    stationary_placements,
+    step_statistics,
+    transform_codes,
+)
 from warehouse.paths import staged_directory
 from warehouse.store import WarehouseReader, as_timestamp
 
@@ -57,6 +69,8 @@ class CanvasManifest:
     shards: list[dict[str, object]]  # dir, first, end
     sources: list[str] | None = None
     untrained_fields: list[str] = field(default_factory=list)  # no training data: absent
+    transforms: dict[str, str] = field(default_factory=dict)  # field -> its non-level transform
+    level_fields: list[str] = field(default_factory=list)  # the fields of levels.npy
     observations: int = 0
     created_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
 
@@ -100,36 +114,26 @@ def _stats(
     train_end: dt.datetime,
     sources: list[str] | None,
 ) -> dict[str, dict[str, float]]:
-    """Per-field mean/std over the training period, as known at its end."""
+    """Per-field mean/std of the transformed values over the training period, as known at
+    its end (see `canvas.stationary.step_statistics`)."""
     extra, params = _field_filter(sources)
     frame = wh.sql(
         f"""
-        -- summed in period order: the same bits whatever order the rows are stored in
-        SELECT field_path, avg(value ORDER BY observed_at) AS mean,
-               stddev_pop(value ORDER BY observed_at) AS std, count(*) AS count
-        FROM (
-            SELECT field_path, observed_at, arg_max(value, known_at) AS value
-            FROM observations
-            WHERE known_at <= $train_end AND observed_at >= $start AND observed_at < $train_end
-              AND vector IS NULL AND list_contains($fields, field_path){extra}
-            GROUP BY field_path, observed_at
-        ) GROUP BY field_path
+        SELECT field_path, observed_at, arg_max(value, known_at) AS value
+        FROM observations
+        WHERE known_at <= $train_end AND observed_at >= $start AND observed_at < $train_end
+          AND vector IS NULL AND list_contains($fields, field_path){extra}
+        GROUP BY field_path, observed_at
         """,
         {"train_end": train_end, "start": start, "fields": layout.paths, **params},
     )
-    found = {r["field_path"]: r for r in frame.iter_rows(named=True)}
-    stats = {}
-    for path in layout.paths:
-        row = found.get(path)
-        std = (
-            row["std"] if row and row["std"] and np.isfinite(row["std"]) and row["std"] > 0 else 1.0
-        )
-        stats[path] = {
-            "mean": float(row["mean"]) if row else 0.0,
-            "std": float(std),
-            "count": int(row["count"]) if row else 0,
-        }
-    return stats
+    frame = frame.select(
+        pl.col("field_path").replace_strict(layout.index, return_dtype=pl.Int64).alias("field"),
+        "observed_at",
+        "value",
+    )
+    codes = transform_codes(layout.fields)
+    return field_stats(step_statistics(frame, codes, layout.step), layout.paths)
 
 
 def _chunks(counts: dict[str, int], paths: list[str], T: int) -> list[list[str]]:
@@ -148,10 +152,20 @@ def _chunks(counts: dict[str, int], paths: list[str], T: int) -> list[list[str]]
 
 
 class _ShardWriter:
-    """Memory-mapped shard files, written by placements sorted into window ranges."""
+    """Memory-mapped shard files, written by placements sorted into window ranges.
+
+    Besides the normalised values, `levels.npy` keeps the observed level of each
+    differenced field (NaN where absent): what inverts a prediction to field units.
+    """
 
     def __init__(
-        self, root: Path, layout: CanvasLayout, n_windows: int, shard_windows: int, vector_dim: int
+        self,
+        root: Path,
+        layout: CanvasLayout,
+        n_windows: int,
+        shard_windows: int,
+        vector_dim: int,
+        level_fields: np.ndarray,
     ) -> None:
         self.bounds = list(range(0, n_windows, shard_windows)) + [n_windows]
         self.layout = layout
@@ -159,6 +173,9 @@ class _ShardWriter:
         n_vec = len(layout.vector_fields)
         self.vector_slot = np.full(layout.n_fields, -1, dtype=np.int64)
         self.vector_slot[layout.vector_fields] = np.arange(n_vec)
+        self.level_slot = np.full(layout.n_fields, -1, dtype=np.int64)
+        self.level_slot[level_fields] = np.arange(len(level_fields))
+        self.n_levels = len(level_fields)
         for s, (lo, hi) in enumerate(zip(self.bounds[:-1], self.bounds[1:], strict=True)):
             d = root / f"shard_{s:05d}"
             d.mkdir()
@@ -171,33 +188,51 @@ class _ShardWriter:
                 arrays["vectors"] = np.lib.format.open_memmap(
                     d / "vectors.npy", "w+", np.float16, (hi - lo, layout.T, n_vec, vector_dim)
                 )
+            if len(level_fields):
+                levels_shape = (hi - lo, layout.T, len(level_fields))
+                levels = np.lib.format.open_memmap(d / "levels.npy", "w+", np.float32, levels_shape)
+                levels[:] = np.nan
+                arrays["levels"] = levels
             self.shards.append((d.name, lo, hi, arrays))
 
-    def write(self, p: Placements, values: np.ndarray, vectors: np.ndarray | None) -> None:
+    def write(
+        self,
+        p: Placements,
+        values: np.ndarray,
+        levels: np.ndarray,
+        vectors: np.ndarray | None,
+    ) -> None:
+        """Write placement i's normalised value values[i] (NaN: absent) and observed level
+        levels[i]; vector placements take vectors[p.row[i]]."""
         T, F = self.layout.T, self.layout.n_fields
         flat = (p.window.astype(np.int64) * T + p.slot) * F + p.field
         if len(self.shards) > 1:  # group by shard: a radix sort of small shard ids
             shard_id = np.searchsorted(self.bounds[1:], p.window, side="right").astype(np.uint16)
             order = np.argsort(shard_id, kind="stable")
             flat, rows, shard_id = flat[order], p.row[order], shard_id[order]
+            values, levels = values[order], levels[order]
             cuts = np.searchsorted(shard_id, np.arange(len(self.shards) + 1))
         else:
             rows, cuts = p.row, np.array([0, len(flat)])
         is_vector = self.vector_slot >= 0
+        level_slot = self.level_slot
         for (_, lo, _, arrays), a, b in zip(self.shards, cuts[:-1], cuts[1:], strict=True):
             if a == b:
                 continue
-            local, r = flat[a:b] - lo * T * F, rows[a:b]
-            arrays["presence"].reshape(-1)[local] = 1
-            vec = is_vector[local % F]
-            if not vec.any():
-                arrays["values"].reshape(-1)[local] = values[r]
-                continue
-            arrays["values"].reshape(-1)[local[~vec]] = values[r[~vec]]
-            if vectors is not None:
-                cell, f = np.divmod(local[vec], F)
+            local, r, v, lv = flat[a:b] - lo * T * F, rows[a:b], values[a:b], levels[a:b]
+            f = local % F
+            if "levels" in arrays:
+                keep = level_slot[f] >= 0
+                cell = local[keep] // F
+                arrays["levels"].reshape(-1)[cell * self.n_levels + level_slot[f[keep]]] = lv[keep]
+            vec = is_vector[f]
+            scalar = ~vec & ~np.isnan(v)
+            arrays["presence"].reshape(-1)[local[scalar | vec]] = 1
+            arrays["values"].reshape(-1)[local[scalar]] = v[scalar]
+            if vectors is not None and vec.any():
+                cell, fv = np.divmod(local[vec], F)
                 n, j = np.divmod(cell, T)
-                arrays["vectors"][n, j, self.vector_slot[f]] = vectors[r[vec]]
+                arrays["vectors"][n, j, self.vector_slot[fv]] = vectors[r[vec]]
 
     def flush(self) -> list[dict[str, object]]:
         out = []
@@ -220,6 +255,7 @@ def materialize_canvas(
     sources: list[str] | None = None,
     shard_windows: int = 1024,
     stats: dict[str, dict[str, float]] | None = None,
+    known_by: dt.datetime | dt.date | str | None = None,
 ) -> CanvasManifest:
     """Materialize point-in-time windows of `layout` from the warehouse into `out_dir`.
 
@@ -230,6 +266,8 @@ def materialize_canvas(
     values known by the end of that step. Splits are by window cutoff (default 70% /
     15% / 15%); normalisation statistics come from the training period only, or from
     `stats` (a manifest's) so new windows are normalised as a model was trained.
+    `known_by` caps every cutoff at that moment: the windows hold only what had been
+    released by then (a nowcast for a moment inside its last step).
     """
     started = time.perf_counter()
     T = layout.T
@@ -259,24 +297,28 @@ def materialize_canvas(
     )
     mean = np.array([stats[p]["mean"] for p in layout.paths], dtype=np.float64)
     std = np.array([stats[p]["std"] for p in layout.paths], dtype=np.float64)
+    codes = transform_codes(layout.fields)
+    level_fields = differenced(codes)
     vector_dim = max((layout.fields[i].dimension for i in layout.vector_fields), default=0)
     extra, params = _field_filter(sources)
+    last_cutoff = edges[-1].astype(dt.datetime)
     window_params = {
         "lo": edges[0].astype(dt.datetime),
-        "hi": edges[-1].astype(dt.datetime),
+        "hi": last_cutoff,
+        "known_by": min(as_timestamp(known_by), last_cutoff) if known_by else last_cutoff,
         **params,
     }
     counts = dict(
         warehouse.sql(
             "SELECT field_path, count(*) FROM observations WHERE observed_at >= $lo AND "
-            f"observed_at < $hi AND known_at <= $hi{extra} GROUP BY field_path",
+            f"observed_at < $hi AND known_at <= $known_by{extra} GROUP BY field_path",
             window_params,
         ).iter_rows()
     )
 
     out_dir = Path(out_dir)
     with staged_directory(out_dir) as staging:
-        writer = _ShardWriter(staging, layout, n_windows, shard_windows, vector_dim)
+        writer = _ShardWriter(staging, layout, n_windows, shard_windows, vector_dim, level_fields)
         np.save(staging / "window_end.npy", window_end)
         np.save(staging / "edges.npy", edges)
         total = 0
@@ -285,7 +327,7 @@ def materialize_canvas(
             rows = warehouse.sql(
                 "SELECT field_path, observed_at, known_at, value, vector FROM observations "
                 "WHERE list_contains($fields, field_path) AND observed_at >= $lo AND "
-                f"observed_at < $hi AND known_at <= $hi{extra} "  # known by the last cutoff
+                f"observed_at < $hi AND known_at <= $known_by{extra} "  # known by the last cutoff
                 # a fixed order: ties between sources resolve alike from any storage
                 "ORDER BY field_path, observed_at, known_at, source",
                 {"fields": chunk, **window_params},
@@ -298,13 +340,14 @@ def materialize_canvas(
             )
             if untrained.any():
                 placements = placements.where(~untrained[placements.field])
-            values = ((rows["value"].fill_null(0.0).to_numpy() - mean[f_idx]) / std[f_idx]).astype(
-                np.float32
-            )
+            raw = rows["value"].fill_null(0.0).to_numpy()
+            placements, t, levels = stationary_placements(placements, raw, codes)
+            f = placements.field
+            values = ((t - mean[f]) / std[f]).astype(np.float32)
             vectors = None
             if layout.vector_fields and rows["vector"].null_count() < len(rows):
                 vectors = _vector_matrix(rows["vector"], vector_dim)
-            writer.write(placements, values, vectors)
+            writer.write(placements, values, levels, vectors)
             log.info(
                 "canvas: chunk %d/%d, %d fields, %d rows, %d placements",
                 i,
@@ -330,6 +373,8 @@ def materialize_canvas(
             shards=writer.flush(),
             sources=sources,
             untrained_fields=[p for p, u in zip(layout.paths, untrained, strict=True) if u],
+            transforms={f.path: f.transform.value for f in layout.fields if f.transform != "level"},
+            level_fields=[layout.paths[i] for i in level_fields],
             observations=total,
         )
         manifest.save(staging)

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from canvas.dataset import Batch, Split, collate_batch
 from canvas.layout import CanvasLayout
 from canvas.materialize import CanvasManifest
+from canvas.stationary import differenced, to_field_units, transform_codes
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
@@ -78,6 +79,7 @@ class ShardDataset(Dataset):
         for shard in self.manifest.shards:
             d = self.directory / str(shard["dir"])
             names = ["values", "presence"] + (["vectors"] if self.manifest.vector_fields else [])
+            names += ["levels"] if self.manifest.level_fields else []
             self._arrays.append({n: np.load(d / f"{n}.npy", mmap_mode="r") for n in names})
         ends = np.load(self.directory / "window_end.npy", mmap_mode="r")
         self._window_days = np.asarray(ends).astype("datetime64[D]").astype(np.int64)
@@ -105,24 +107,44 @@ class ShardDataset(Dataset):
     def __len__(self) -> int:
         return self.end - self.first
 
-    def gather(self, indices: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
-        """The raw stored arrays of split-local windows `indices`, as contiguous copies."""
+    def gather(
+        self, indices: Sequence[int] | np.ndarray, names: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """The raw stored arrays (or those `names`) of split-local windows `indices`, as
+        contiguous copies."""
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
             raise IndexError(f"window index out of range for {len(self)} windows")
         glob = self.first + np.where(idx < 0, idx + len(self), idx)
         shard = np.searchsorted(self._starts, glob, side="right") - 1
         local = glob - self._starts[shard]
+        names = list(names or self._arrays[0])
         out = {
-            name: np.empty((len(idx), *array.shape[1:]), dtype=array.dtype)
-            for name, array in self._arrays[0].items()
+            name: np.empty(
+                (len(idx), *self._arrays[0][name].shape[1:]), self._arrays[0][name].dtype
+            )
+            for name in names
         }
         for s in np.unique(shard):
             rows = np.flatnonzero(shard == s)
-            for name, array in self._arrays[s].items():
-                out[name][rows] = array[local[rows]]
+            for name in names:
+                out[name][rows] = self._arrays[s][name][local[rows]]
         out["window_end"] = self._window_days[glob]
         return out
+
+    def in_field_units(self, values: ArrayT, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Normalised values (n, T, F) of windows `indices` in the fields' own units (float64):
+        de-normalised, then each transform inverted (a differenced field from the latest
+        earlier level of its window)."""
+        t = denormalise(np.asarray(values, dtype=np.float64), self)
+        codes = transform_codes(self.layout.fields)
+        level_fields = differenced(codes)
+        levels = (
+            self.gather(indices, ["levels"])["levels"].astype(np.float64)
+            if len(level_fields)
+            else np.zeros((*t.shape[:2], 0))
+        )
+        return to_field_units(t, levels, codes, level_fields)
 
     def __getitems__(self, indices: Sequence[int]) -> Batch:
         """A collated batch (the contract of :mod:`canvas.dataset`)."""
@@ -168,10 +190,12 @@ def build_shard_dataloader(
 
 
 def denormalise(values: ArrayT, manifest: CanvasManifest | _Normalised) -> ArrayT:
-    """Normalised values (..., F) back in field units: values x std + mean.
+    """Normalised values (..., F) back in the fields' modelled units: values x std + mean.
 
-    `manifest` is a CanvasManifest or anything with (F,) `mean` and `std` (a
-    ShardDataset or HeterogeneousDataset). Absent positions come back as the mean.
+    These are the units of each field's transform (a change for a differenced field, a
+    logarithm for a logged one); `ShardDataset.in_field_units` inverts them to the
+    fields' own units. `manifest` is a CanvasManifest or anything with (F,) `mean` and
+    `std` (a ShardDataset or HeterogeneousDataset). Absent positions come back as the mean.
     """
     mean, std = np.asarray(manifest.mean), np.asarray(manifest.std)
     if isinstance(values, torch.Tensor):

@@ -1,12 +1,20 @@
-"""Re-derive materialized windows from the warehouse: presence must match exactly."""
+"""Re-derive materialized windows from the warehouse: presence must match exactly.
+
+A field is present at a step when the warehouse knew a value for it by the window's
+cutoff and that value can be transformed as the field declares (a differenced field needs
+an earlier step of the window; a logarithm a positive value).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 from canvas.materialize import CanvasManifest
+from canvas.stationary import CODES, LEVEL, forward
+from warehouse.schema import Transform
 from warehouse.store import Warehouse
 
 
@@ -31,6 +39,10 @@ def verify_windows(
         windows = sorted(set(np.linspace(0, manifest.n_windows - 1, sample).astype(int)))
     index = {p: i for i, p in enumerate(manifest.fields)}
     untrained = set(manifest.untrained_fields)  # absent by design: no training statistics
+    codes = np.array(
+        [CODES.index(Transform(manifest.transforms.get(p, "level"))) for p in manifest.fields],
+        dtype=np.int8,
+    )
     problems: list[str] = []
     for n in windows:
         shard = next(s for s in manifest.shards if s["first"] <= n < s["end"])
@@ -39,10 +51,12 @@ def verify_windows(
             (int(j), int(f)) for j, f in zip(*np.nonzero(presence[n - shard["first"]]), strict=True)
         }
         rows = warehouse.sql(
-            "SELECT DISTINCT field_path, observed_at FROM observations "
+            "SELECT field_path, observed_at, arg_max(value, known_at) AS value "
+            "FROM observations "
             "WHERE known_at <= $cutoff AND observed_at >= $lo AND observed_at < $cutoff "
             "AND list_contains($fields, field_path)"
-            + (" AND list_contains($sources, source)" if sources is not None else ""),
+            + (" AND list_contains($sources, source)" if sources is not None else "")
+            + " GROUP BY ALL ORDER BY field_path, observed_at",
             {
                 "cutoff": edges[n + T].item(),
                 "lo": edges[n].item(),
@@ -51,10 +65,23 @@ def verify_windows(
             },
         )
         slots = np.searchsorted(edges, rows["observed_at"].to_numpy(), side="right") - 1 - n
+        steps = (
+            rows.with_columns(slot=slots, field=rows["field_path"].replace_strict(index))
+            .filter(~pl.col("field_path").is_in(list(untrained)))
+            .group_by("field", "slot", maintain_order=True)
+            .agg(pl.col("value").last())  # the step's latest observation
+            .with_columns(previous=pl.col("value").shift(1).over("field"))
+        )
+        field = steps["field"].to_numpy()
+        t = forward(
+            codes[field],
+            steps["value"].fill_null(0.0).to_numpy(),  # a vector field's value is null
+            steps["previous"].fill_null(np.nan).to_numpy(),
+        )
+        definable = np.isfinite(t) | (codes[field] == LEVEL)
         expected = {
-            (int(j), index[p])
-            for j, p in zip(slots, rows["field_path"], strict=True)
-            if p not in untrained
+            (int(j), int(f))
+            for j, f in zip(steps["slot"].to_numpy()[definable], field[definable], strict=True)
         }
         for j, f in sorted(stored - expected)[:5]:
             problems.append(

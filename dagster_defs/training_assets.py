@@ -37,6 +37,7 @@ class WorldModelConfig(dg.Config):
     n_steps: int = 300
     batch_size: int = 16
     lr: float = 1e-3
+    patience: int = 5  # validation checks (every n_steps / 20) without improvement
     seed: int = 0
     device: str = "cpu"
     pretrained_model_id: str = "THUDM/CogVideoX-2b"
@@ -65,7 +66,11 @@ def build_trainer(config: WorldModelConfig, bound: CanvasLayout, run_dir) -> Mas
         encoder=FieldEncoder(bound),
         decoder=FieldDecoder(bound),
         config=TrainConfig(
-            lr=config.lr, seed=config.seed, progress=False, log_every=max(1, config.n_steps // 20)
+            lr=config.lr,
+            seed=config.seed,
+            progress=False,
+            log_every=max(1, config.n_steps // 20),
+            patience=config.patience,
         ),
         checkpoint_dir=run_dir,
         device=config.device,
@@ -104,6 +109,7 @@ def world_model(
         metadata={
             "checkpoint": dg.MetadataValue.path(str(run_dir)),
             "steps": trainer.step,
+            "best_step": trainer.best_step,
             "final_loss": round(float(last.get("loss", float("nan"))), 5),
             "val_loss": round(float(last.get("val_loss", float("nan"))), 5),
             "seconds": round(seconds, 1),

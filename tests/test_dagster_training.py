@@ -37,8 +37,14 @@ def test_the_asset_graph_trains_and_evaluates(tmp_path):
     assert events["world_model"]["steps"] == 30
     assert "![loss]" in events["world_model"]["loss_curve"]
     evaluation = events["world_model_evaluation"]
-    assert set(evaluation["summary"]) == {"nowcast", "fields"}
-    assert set(evaluation["summary"]["nowcast"]["ratio"]) == {"persistence", "mean", "ar1", "dfm"}
+    assert set(evaluation["summary"]) == {"forecast", "nowcast", "fields"}
+    assert set(evaluation["summary"]["nowcast"]["ratio"]) == {
+        "persistence",
+        "mean",
+        "ar1",
+        "ridge",
+        "dfm",
+    }
     assert 0 <= evaluation["regime_probe_accuracy"] <= 1
     assert "data:image/png;base64" in evaluation["regime_timeline"]
     assert events["curriculum_summary"]["trained"] == 12

@@ -246,7 +246,9 @@ def test_sampling_keeps_visible_values_and_beats_the_mean(setup, trained):
     truth = batch["values"][hidden]
     mse = float(((out["values"][hidden] - truth) ** 2).mean())
     baseline = float((truth**2).mean())  # the training mean is 0 in normalised units
-    assert mse < 0.8 * baseline
+    # on stationary fields (changes, not drifting levels) the mean is a fair baseline:
+    # the sampler must improve on it by 10% on a third of the training windows
+    assert mse < 0.9 * baseline
 
     ensemble = trainer.sample(batch, hidden, n_steps=10, n_samples=4)
     assert ensemble["samples"].shape == (4, *batch["values"].shape)

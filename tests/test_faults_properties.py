@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 import pytest
-from faults_support import CPI, NOW, TBILL, UNRATE
+from faults_support import CPI, NOW
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +34,10 @@ from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.faults
 
-FIELDS = (CPI, UNRATE, TBILL)
+# modelled as levels (canvas.stationary), so a canvas cell's value names the row it holds
+PAYROLLS = "country_us.macro.labor.nonfarm_payrolls_change"
+VIX = "financial.equities.vix"
+FIELDS = (CPI, PAYROLLS, VIX)
 ORIGIN = dt.datetime(2020, 1, 1)
 US = "datetime64[us]"
 _counter = itertools.count()

@@ -185,7 +185,11 @@ def test_absent_and_present_zero_give_different_tokens(
 def test_round_trip_trains_every_field(layout: CanvasLayout, semantic: np.ndarray) -> None:
     torch.manual_seed(0)
     enc, dec = FieldEncoder(layout, semantic=semantic), FieldDecoder(layout)
-    params = [*enc.parameters(), *dec.parameters()]
+    # the persistence weights are trained through training.predict (see the test below)
+    params = [
+        *enc.parameters(),
+        *(p for n, p in dec.named_parameters() if n != "value_persistence"),
+    ]
     batch = make_batch(layout, 32)
     loss = masked_loss(dec(enc(batch)), batch, layout.vector_fields)
     loss.backward()
@@ -291,3 +295,28 @@ def test_load_fields_from_copies_shared_fields(
 
     with pytest.raises(ValueError, match="d_model"):
         FieldDecoder(layout, d_model=16).load_fields_from(old_dec)
+
+
+def test_predictions_carry_a_learned_share_of_each_fields_latest_value(layout, semantic):
+    """A prediction is the decoded residual plus rho_f x the field's latest visible value:
+    rho_f starts at 1 for fields modelled as levels and at 0 for changes, and learns."""
+    from training.backbones import build_backbone
+    from training.predict import forward_canvas
+
+    torch.manual_seed(0)
+    enc, dec = FieldEncoder(layout, semantic=semantic), FieldDecoder(layout)
+    backbone = build_backbone("scratch", layout, n_layers=1)
+    levels = [f.transform == "level" and not f.is_vector for f in layout.fields]
+    assert dec.persistence().tolist() == [float(x) for x in levels]
+    batch = make_batch(layout, 8)
+    batch["presence"] = torch.ones_like(batch["presence"])  # each step's latest: its own
+    plain = dec(backbone(enc(batch)))["values"]
+    with torch.no_grad():
+        dec.value_persistence.fill_(0.5)
+    prediction, _ = forward_canvas(enc, backbone, dec, batch)
+    anchor = batch["values"]
+    scalar = [not f.is_vector for f in layout.fields]
+    expected = plain[..., scalar] + 0.5 * anchor[..., scalar]
+    assert torch.allclose(prediction["values"][..., scalar], expected, atol=1e-6)
+    prediction["values"].sum().backward()
+    assert (dec.value_persistence.grad != 0).all()

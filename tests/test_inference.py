@@ -7,6 +7,8 @@ import datetime as dt
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from canvas import compile_layout
 from canvas.materialize import CanvasManifest, materialize_canvas
@@ -62,11 +64,16 @@ def test_predict_date_uses_what_was_known_then_in_field_units(trained):
     assert set(frame["field_path"]) == {p for p in bound.paths if p.startswith("financial.eq")}
     vix = frame.filter(frame["field_path"] == VIX).row(0, named=True)
     assert vix["unit"] == bound.fields[bound.index[VIX]].unit
-    # the observed VIX for June 2015 is the last close known by the end of June
-    known = wh.as_of("2015-07-01", VIX, start="2015-06-01", end="2015-06-30")
+    # the observed VIX is the last close released by 2015-06-15, not the month's last one
+    known = wh.as_of("2015-06-15", VIX, start="2015-06-01", end="2015-06-30")
     assert vix["observed"] == pytest.approx(known["value"][-1], rel=1e-4)
     assert 5 < vix["prediction"] < 90  # back in index points, not normalised units
-    # a monthly field released mid next month is not yet observed at the end of June
+    # the S&P 500 is modelled as monthly log changes; both come back as index levels
+    sp500 = frame.filter(frame["field_path"] == "financial.equities.sp500").row(0, named=True)
+    close = wh.as_of("2015-06-15", "financial.equities.sp500", start="2015-06-01", end="2015-06-30")
+    assert sp500["observed"] == pytest.approx(close["value"][-1], rel=1e-6)
+    assert 0.7 < sp500["prediction"] / sp500["observed"] < 1.3
+    # a monthly field released mid next month is not yet observed in June
     cpi = model.predict_date(wh, "2015-06-15", fields=["*.headline_cpi"]).row(0, named=True)
     assert cpi["observed"] is None and np.isfinite(cpi["prediction"])
 
@@ -99,3 +106,30 @@ def test_diffusion_checkpoints_are_refused_by_the_regression_loader(trained, tmp
     diffusion.save()
     with pytest.raises(ValueError, match="diffusion objective"):
         WorldModel.load(tmp_path, canvas_dir=root / "canvas")
+
+
+@pytest.fixture(scope="module")
+def loaded(trained):
+    wh, root, bound, manifest, _ = trained
+    return wh, bound, manifest, WorldModel.load(root / "run", canvas_dir=root / "canvas")
+
+
+@settings(max_examples=12, deadline=None)
+@given(hours=st.integers(0, 4 * 365 * 24))
+def test_a_window_at_a_moment_holds_exactly_what_was_released_by_then(loaded, hours):
+    """The last step of `window_at(moment)` holds a field when, and only when, the
+    warehouse had released an observation of that step by the moment (a differenced field
+    also needs an earlier step of the window); nothing released later reaches it."""
+    wh, bound, manifest, model = loaded
+    moment = dt.datetime(2012, 1, 1) + dt.timedelta(hours=hours)
+    batch = model.window_at(wh, moment)
+    step = dt.datetime(moment.year, moment.month, 1)
+    released = wh.sql(
+        "SELECT DISTINCT field_path FROM observations "
+        "WHERE observed_at >= $a AND observed_at < $t AND known_at <= $t",
+        {"a": step, "t": moment},
+    )["field_path"].to_list()
+    present = {bound.paths[f] for f in np.flatnonzero(batch["presence"][0, -1].numpy())}
+    assert present <= set(released), f"released after {moment}: {present - set(released)}"
+    levels = {p for p in released if bound.fields[bound.index[p]].transform == "level"}
+    assert levels - set(manifest.untrained_fields) <= present

@@ -151,3 +151,32 @@ def test_a_checkpoint_from_another_layout_is_refused(setup, tmp_path):
     other = compile_layout("country_us.macro.inflation", T=6, d_model=32)
     with pytest.raises(ValueError, match="trained on layout"):
         make_trainer(other, tmp_path).load(tmp_path)
+
+
+def test_early_stopping_ends_with_the_best_validation_weights_and_stays_finished(setup, tmp_path):
+    """A learning rate of 0.3 makes the validation loss worse after a few steps: the run
+    stops `patience` checks after its best one, ends with that check's weights (also in
+    its last checkpoint) and a resumed run with more steps trains no further."""
+    from dataclasses import replace
+
+    from training.checkpoint import load_checkpoint, trainable_state
+
+    bound, loader = setup
+    trainer = make_trainer(bound, tmp_path)
+    trainer.config = replace(trainer.config, patience=3, log_every=2)
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = 0.3
+    trainer.base_lrs = [0.3] * len(trainer.base_lrs)
+    trainer.train(loader, 60, val_loader=loader)
+    val = [r["val_loss"] for r in trainer.history]
+    best = min(range(len(val)), key=val.__getitem__)
+    assert trainer.stopped_at is not None and trainer.stopped_at < 60
+    assert trainer.best_step == trainer.history[best]["step"]
+    assert trainer.stopped_at == trainer.best_step + 3 * 2
+    assert trainer.evaluate(loader) == pytest.approx(val[best], rel=1e-6)
+    saved = load_checkpoint(tmp_path)
+    for key, value in trainable_state(trainer.modules).items():
+        assert torch.equal(saved.weights[key], value), key
+    resumed = make_trainer(bound, tmp_path)
+    resumed.train(loader, 100, val_loader=loader)
+    assert (resumed.step, resumed.stopped_at) == (trainer.step, trainer.stopped_at)

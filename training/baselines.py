@@ -1,4 +1,4 @@
-"""Honest baselines for the world model: persistence, training mean, AR(1), dynamic factor.
+"""Honest baselines for the world model: persistence, training mean, AR(1), ridge, dynamic factor.
 
 Every baseline answers the same question as the model: given a batch of windows in
 normalised units, `values` and `presence` of shape (N, T, F) and a boolean `hidden` mask
@@ -14,6 +14,9 @@ a hidden value. Everything is NumPy over whole arrays.
   last visible value is a (1 - b^h) / (1 - b) + b^h x (0 when nothing is visible).
   A field with fewer than `MIN_PAIRS` pairs or no variation falls back to a = 0,
   b = 1 (persistence).
+* `Ridge`: per field, ridge regression of the hidden cell on the visible cross-section
+  of its step and every field's last visible value before it, fitted on the training
+  windows hidden as the task hides them.
 * `dynamic_factor` / `DynamicFactor`: statsmodels' `DynamicFactorMQ` (EM, idiosyncratic
   AR(1) components, factor order 1) fitted on the training period's panel: one row per
   step holding each field's latest vintage seen by the training windows. It covers the
@@ -119,6 +122,69 @@ def ar1(
 ) -> np.ndarray:
     """AR(1) forecasts of the hidden cells, fitted on the training windows."""
     return AR1.fit(train_values, train_presence).predict(values, presence, hidden)
+
+
+def panel_features(values: np.ndarray, presence: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+    """(N, T, 3F) regressors of each cell: every field's visible value at the step (0 when
+    hidden or absent), whether it is visible, and its last visible value before the step."""
+    visible = (presence > 0) & ~hidden
+    same_step = np.where(visible, values, 0.0)
+    shifted = np.concatenate([np.zeros_like(visible[:, :1]), visible[:, :-1]], axis=1)
+    before = np.concatenate([np.zeros_like(values[:, :1]), values[:, :-1]], axis=1)
+    earlier = last_visible(before, shifted, np.zeros_like(shifted))[0]
+    return np.concatenate([same_step, visible, earlier], axis=-1).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Ridge:
+    """Per field, ridge regression of a hidden cell on the panel around it
+    (`panel_features`: the visible cross-section of its step and each field's last
+    visible value before it), fitted on training windows hidden as the task hides them.
+    `coef` (F, 3F + 1) holds the weights and, last, the intercept; a field without
+    `MIN_PAIRS` training targets predicts 0 (the training mean)."""
+
+    coef: np.ndarray
+    fitted: np.ndarray
+
+    @classmethod
+    def fit(
+        cls,
+        train_values: np.ndarray,
+        train_presence: np.ndarray,
+        hidden_masks: list[np.ndarray],
+        penalty: float = 10.0,
+    ) -> Ridge:
+        """Solve (X'X + penalty I) w = X'y per field over the hidden, present training
+        cells of every mask (the intercept is not penalised)."""
+        F = train_values.shape[-1]
+        k = 3 * F + 1
+        gram = np.zeros((F, k, k))
+        moment = np.zeros((F, k))
+        count = np.zeros(F, dtype=np.int64)
+        for hidden in hidden_masks:
+            target = hidden & (train_presence > 0)
+            x = panel_features(train_values, train_presence, hidden)
+            n, t, f = np.nonzero(target)
+            rows = np.concatenate([x[n, t], np.ones((len(n), 1))], axis=1)
+            y = train_values[n, t, f].astype(np.float64)
+            for field in np.unique(f):
+                pick = f == field
+                gram[field] += rows[pick].T @ rows[pick]
+                moment[field] += rows[pick].T @ y[pick]
+                count[field] += pick.sum()
+        ridge = penalty * np.eye(k)
+        ridge[-1, -1] = 0.0
+        fitted = count >= MIN_PAIRS
+        coef = np.zeros((F, k))
+        for field in np.flatnonzero(fitted):
+            coef[field] = np.linalg.solve(gram[field] + ridge, moment[field])
+        return cls(coef=coef, fitted=fitted)
+
+    def predict(self, values: np.ndarray, presence: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+        """Each cell's regression on its panel (0 for fields without a fit)."""
+        x = panel_features(values, presence, hidden)
+        out = np.einsum("ntk,fk->ntf", x, self.coef[:, :-1]) + self.coef[:, -1]
+        return out.astype(np.float32)
 
 
 def training_panel(

@@ -39,3 +39,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     progress: bool = True
     masking: MaskingConfig = field(default_factory=MaskingConfig)
+    # with a validation loader: stop after this many evaluations (every `log_every` steps)
+    # without a better validation loss (0: never), and end with the best weights
+    patience: int = 0
+    keep_best: bool = True

@@ -139,6 +139,10 @@ class DiffusionWorldModelTrainer(MaskedCanvasTrainer):
     ) -> None:
         # before super().__init__: the default optimiser is built over `self.modules`
         d_model = getattr(encoder, "d_model", bound_schema.d_model)
+        # the denoiser adds no persistence anchor: the decoder's carry-over weights are unused
+        persistence = getattr(decoder, "value_persistence", None)
+        if persistence is not None:
+            persistence.requires_grad_(False)
         self.noise_flag = NoisedTokenEmbedding(bound_schema, d_model).to(device)
         if optimizer is not None:
             optimizer.add_param_group({"params": list(self.noise_flag.parameters())})

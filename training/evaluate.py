@@ -3,28 +3,32 @@
     report = evaluate(trainer, dataset_test, dataset_train=dataset_train)
     print(report.to_markdown()); report.save("run/evaluation"); report.plots("run/evaluation")
 
-Two tasks, both on every window of the test dataset (a HeterogeneousDataset or a
-ShardDataset split):
+Three tasks, all on every window of the test dataset (a HeterogeneousDataset or a
+ShardDataset split), in the fields' stationary (transformed, normalised) units:
 
-* ``"nowcast"``: the last time step of every field is hidden (the model sees T-1
-  steps); scored are the fields present at the last step.
+* ``"forecast"``: one step ahead, the last time step of every field is hidden (the model
+  sees T-1 steps); scored are the fields present at the last step.
+* ``"nowcast"``: the ragged edge, each field's last step is hidden in turn while
+  whatever the other fields released by the cutoff stays visible.
 * ``"fields"``: each field group (the path's parent, e.g. ``financial.fx``) in turn is
   hidden over the whole window; scored are its present cells.
 
 The model runs in eval mode under ``torch.no_grad`` on batches from ``__getitems__``,
 with the hidden positions removed from its input by ``trainer._hide``, exactly as in
 training. The baselines of :mod:`training.baselines` see the same visible cells:
-persistence, the training mean, a per-field AR(1) and a dynamic factor model (AR(1)
-and DFM are fitted on `dataset_train`). Scored are scalar, non-latent fields observed
-in the training windows; the summary's ``unscored`` says why any other field present in
-the test windows is left out (vector fields such as news embeddings have no scalar
-baseline; a field first seen after the training period has no normalisation).
+persistence, the training mean, a per-field AR(1), ridge regression on the panel
+(fitted on the training windows hidden as the task hides them) and a dynamic factor
+model (AR(1), ridge and DFM are fitted on `dataset_train`). Scored are scalar, non-latent
+fields observed in the training windows; the summary's ``unscored`` says why any other
+field present in the test windows is left out (vector fields such as news embeddings
+have no scalar baseline; a field first seen after the training period has no
+normalisation).
 
 Per task and field the report has n (scored cells), MSE and MAE in normalised units and
-in field units (via the dataset's mean/std) for the model and every baseline, and
-``ratio_<baseline>`` = model MSE / baseline MSE (< 1: the model is better). The summary's
-ratio per task pools the fields a baseline covers, sum(n x model MSE) / sum(n x baseline
-MSE): the average of the per-field ratios weighted by n x baseline MSE. Its
+in the fields' modelled units (x std: a change for a differenced field) for the model and
+every baseline, and ``ratio_<baseline>`` = model MSE / baseline MSE (< 1: the model is
+better). The summary's ratio per task pools the fields a baseline covers, sum(n x model
+MSE) / sum(n x baseline MSE): the average of the per-field ratios weighted by n x baseline MSE. Its
 ``median_field_ratio`` is the median of the per-field ratios, which no single badly
 predicted field dominates.
 """
@@ -46,12 +50,19 @@ from torch import nn
 from canvas.dataset import HeterogeneousDataset
 from canvas.layout import CanvasLayout
 from canvas.shards import ShardDataset
-from training.baselines import AR1, DynamicFactor, persistence, step_index, training_mean
+from training.baselines import (
+    AR1,
+    DynamicFactor,
+    Ridge,
+    persistence,
+    step_index,
+    training_mean,
+)
 from training.masked import MaskedCanvasTrainer
 from training.masking import field_groups
 
-TASKS = ("nowcast", "fields")
-PREDICTORS = ("model", "persistence", "mean", "ar1", "dfm")
+TASKS = ("forecast", "nowcast", "fields")
+PREDICTORS = ("model", "persistence", "mean", "ar1", "ridge", "dfm")
 BASELINES = PREDICTORS[1:]
 N_KEY_FIELDS = 4
 CanvasDataset = HeterogeneousDataset | ShardDataset
@@ -67,7 +78,7 @@ class _Arrays:
 
 @dataclass(frozen=True)
 class EvaluationReport:
-    """Per-field scores (`table`), per-task summary and the nowcast cells (`predictions`)."""
+    """Per-field scores (`table`), per-task summary and the forecast cells (`predictions`)."""
 
     table: pl.DataFrame
     summary: dict[str, Any]
@@ -123,7 +134,7 @@ class EvaluationReport:
         return "\n".join(lines) + "\n"
 
     def save(self, directory: str | Path) -> list[Path]:
-        """Table (Parquet + CSV), summary JSON, nowcast predictions and the Markdown."""
+        """Table (Parquet + CSV), summary JSON, forecast predictions and the Markdown."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         paths = [directory / n for n in ("evaluation.parquet", "evaluation.csv")]
@@ -163,7 +174,7 @@ class EvaluationReport:
             for name, style in (("model", "-"), ("persistence", ":"), ("dfm", "--")):
                 if rows[name].is_not_nan().any():
                     ax.plot(dates, rows[name], style, lw=1.2, label=name)
-            ax.set_title(f"{field}: nowcast of the last step", fontsize=9)
+            ax.set_title(f"{field}: one-step forecast", fontsize=9)
             ax.tick_params(labelsize=8)
         fig.axes[0].legend(fontsize=8, ncol=4, loc="best")
         fig.savefig(path, dpi=110)
@@ -234,17 +245,22 @@ def evaluate(
     for task in tasks:
         scored = np.zeros(test.values.shape, dtype=bool)
         predicted = {p: np.full(test.values.shape, np.nan, dtype=np.float32) for p in PREDICTORS}
-        for hidden in _hidden_masks(task, layout, test.presence.shape):
+        train_masks = list(_hidden_masks(task, layout, train.values.shape, scorable))
+        fitted = {
+            **baselines,
+            "ridge": Ridge.fit(train.values, train.presence, train_masks).predict,
+        }
+        for hidden in _hidden_masks(task, layout, test.values.shape, scorable):
             target = hidden & test.presence & scorable
             if not target.any():
                 continue
             outputs = {"model": _model_predict(trainer, dataset_test, hidden, batch_size)}
-            outputs |= {n: f(test.values, test.presence, hidden) for n, f in baselines.items()}
+            outputs |= {n: f(test.values, test.presence, hidden) for n, f in fitted.items()}
             for name, output in outputs.items():
                 predicted[name] = np.where(target, output, predicted[name])
             scored |= target
         tables.append(_score(task, layout, test.values, scored, predicted, std))
-        if task == "nowcast":
+        if task == "forecast":
             predictions = _nowcast_frame(layout, test, scored, predicted, mean, std)
     table = pl.concat(tables)
     summary = {
@@ -319,13 +335,19 @@ def _arrays(dataset: CanvasDataset, batch_size: int) -> _Arrays:
 
 
 def _hidden_masks(
-    task: str, layout: CanvasLayout, shape: tuple[int, int, int]
+    task: str, layout: CanvasLayout, shape: tuple[int, int, int], scorable: np.ndarray
 ) -> Iterator[np.ndarray]:
     """(N, T, F) bool masks of what a task hides, one per model run."""
+    if task == "forecast":
+        last = np.zeros(shape[1:], dtype=bool)
+        last[-1] = True
+        yield np.broadcast_to(last, shape)
+        return
     if task == "nowcast":
-        hidden = np.zeros(shape, dtype=bool)
-        hidden[:, -1] = True
-        yield hidden
+        for f in np.flatnonzero(scorable):
+            one = np.zeros(shape[1:], dtype=bool)
+            one[-1, f] = True
+            yield np.broadcast_to(one, shape)
         return
     groups = field_groups(layout).numpy()
     for g in np.unique(groups):
@@ -365,7 +387,7 @@ def _score(
     predicted: Mapping[str, np.ndarray],
     std: np.ndarray,
 ) -> pl.DataFrame:
-    """One row per scored field: n, MSE/MAE (normalised and field units), ratios."""
+    """One row per scored field: n, MSE/MAE (normalised and modelled units), ratios."""
     n = scored.sum(axis=(0, 1))
     fields = np.flatnonzero(n > 0)
     columns: dict[str, Any] = {
@@ -436,7 +458,7 @@ def _nowcast_frame(
     mean: np.ndarray,
     std: np.ndarray,
 ) -> pl.DataFrame:
-    """The scored last-step cells in field units: field, date, actual, each predictor."""
+    """The scored last-step cells in modelled units: field, date, actual, each predictor."""
     n, f = np.nonzero(scored[:, -1])
     return pl.DataFrame(
         {

@@ -305,6 +305,9 @@ class FieldEncoder(_FieldModule):
 class FieldDecoder(_FieldModule):
     """Canvas tokens (B, T, H*W, d_model) -> {"values": (B, T, F), "vectors": (B, T, V, D)}.
 
+    `persistence()` weighs each field's latest visible value, which `training.predict`
+    adds to the decoded residual (a learned AR(1)-like carry-over per field).
+
     Scalar fields are read from their position by a per-field linear map; vector fields
     concatenate per-(field, slot) linear maps over their slots. "values" is 0 for vector
     fields; "vectors" is present only when the layout has vector fields.
@@ -313,6 +316,7 @@ class FieldDecoder(_FieldModule):
     _per_field = {
         "value_weight": ("scalar", None),
         "value_bias": ("scalar", None),
+        "value_persistence": ("scalar", None),
         "vector_weight": ("vector", 3),
         "vector_bias": ("vector", 2),
     }
@@ -322,12 +326,21 @@ class FieldDecoder(_FieldModule):
         d = self.d_model
         self.value_weight = _normal(len(self.scalar_fields), d, std=d**-0.5)
         self.value_bias = nn.Parameter(torch.zeros(len(self.scalar_fields)))
+        # how much of a field's latest visible value carries into a prediction: a level
+        # (a rate of change, a spread) starts as persistent, a change as unpredictable
+        levels = [float(bound.fields[i].transform == "level") for i in self.scalar_fields]
+        self.value_persistence = nn.Parameter(torch.tensor(levels))
         n_vec = len(bound.vector_fields)
         if n_vec:
             self.vector_weight = _normal(n_vec, self.slots, d, self.chunk, std=d**-0.5)
             self.vector_bias = nn.Parameter(torch.zeros(n_vec, self.slots, self.chunk))
         else:
             self.vector_weight = self.vector_bias = None
+
+    def persistence(self) -> Tensor:
+        """(F,) weight of each field's latest visible value in its prediction (0: vectors)."""
+        out = self.value_persistence.new_zeros(self.bound.n_fields)
+        return out.index_copy(0, self.scalar_fields, self.value_persistence)
 
     def forward(self, tokens: Tensor) -> dict[str, Tensor]:
         """Predictions from canvas tokens."""

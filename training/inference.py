@@ -12,10 +12,12 @@ back in the fields' own units.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fnmatch
+import math
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -49,8 +51,6 @@ class WorldModel(nn.Module):
         self.encoder = FieldEncoder(bound)
         self.backbone = build_backbone(backbone, bound, **dict(backbone_kwargs or {}))
         self.decoder = FieldDecoder(bound)
-        self.mean = torch.as_tensor(manifest.mean)
-        self.std = torch.as_tensor(manifest.std)
 
     @classmethod
     def load(cls, checkpoint: str | Path, *, canvas_dir: str | Path) -> WorldModel:
@@ -101,14 +101,15 @@ class WorldModel(nn.Module):
             raise ValueError("the layout has no regime (latent) fields")
         return tokens[:, -1, positions].flatten(1)
 
-    def window_at(
+    @contextlib.contextmanager
+    def _window(
         self,
         warehouse: Warehouse,
         date: dt.date | dt.datetime | str,
-        *,
-        sources: Sequence[str] | None = None,
-    ) -> dict[str, Tensor]:
-        """The point-in-time window whose last step contains `date`, as a one-row batch."""
+        sources: Sequence[str] | None,
+    ) -> Iterator[ShardDataset]:
+        """A one-window canvas: the window whose last step contains `date`, holding what
+        had been released by that moment (not by the end of the step)."""
         end = as_timestamp(date)
         unit = self.bound.step[1:]  # steps are "1d", "1w", "1mo", "1q"
         first = (
@@ -125,9 +126,21 @@ class WorldModel(nn.Module):
                 end=end,
                 sources=list(sources) if sources else None,
                 stats=self.manifest.stats,
+                known_by=end,
             )
-            dataset = ShardDataset(Path(tmp) / "w", split=None, layout=self.bound)
-            return dataset.__getitems__([len(dataset) - 1])
+            yield ShardDataset(Path(tmp) / "w", split=None, layout=self.bound)
+
+    def window_at(
+        self,
+        warehouse: Warehouse,
+        date: dt.date | dt.datetime | str,
+        *,
+        sources: Sequence[str] | None = None,
+    ) -> dict[str, Tensor]:
+        """The window whose last step contains `date`, with what had been released by
+        `date`, as a one-row batch."""
+        with self._window(warehouse, date, sources) as window:
+            return window.__getitems__([len(window) - 1])
 
     def predict_date(
         self,
@@ -140,20 +153,29 @@ class WorldModel(nn.Module):
         """Nowcasts of `fields` (paths, prefixes or globs; default all) for the date's step.
 
         Columns: field_path, unit, prediction, observed (the value known by the date, if
-        any), all in the field's own units.
+        any), all in the field's own units: a differenced field's prediction is its level,
+        from the latest level known before the step.
         """
-        batch = self.window_at(warehouse, date, sources=sources)
-        predicted = self.nowcast(batch)["values"][0, -1] * self.std + self.mean
-        observed = batch["values"][0, -1] * self.std + self.mean
-        present = batch["presence"][0, -1] > 0
         index = self._select(fields)
+        with self._window(warehouse, date, sources) as window:
+            last = [len(window) - 1]
+            batch = window.__getitems__(last)
+            predicted = window.in_field_units(self.nowcast(batch)["values"], last)[0, -1]
+            observed = window.in_field_units(batch["values"], last)[0, -1]
+        present = batch["presence"][0, -1] > 0
         return pl.DataFrame(
             {
                 "field_path": [self.bound.paths[i] for i in index],
                 "unit": [self.bound.fields[i].unit for i in index],
-                "prediction": predicted[index].tolist(),
-                "observed": [float(observed[i]) if present[i] else None for i in index],
-            }
+                "prediction": [_number(predicted[i]) for i in index],
+                "observed": [_number(observed[i]) if present[i] else None for i in index],
+            },
+            schema={
+                "field_path": pl.Utf8,
+                "unit": pl.Utf8,
+                "prediction": pl.Float64,
+                "observed": pl.Float64,
+            },
         )
 
     def _select(self, patterns: Sequence[str] | None) -> list[int]:
@@ -173,3 +195,8 @@ class WorldModel(nn.Module):
         if not chosen:
             raise KeyError(f"no predicted field matches {list(patterns)}")
         return chosen
+
+
+def _number(value: float) -> float | None:
+    """A finite float, or None (no earlier level to invert a differenced field from)."""
+    return float(value) if math.isfinite(value) else None

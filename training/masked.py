@@ -45,6 +45,7 @@ from training.checkpoint import (
     load_checkpoint,
     load_trainable_state,
     save_checkpoint,
+    trainable_state,
 )
 from training.config import TrainConfig
 from training.losses import ElementwiseLoss, masked_loss
@@ -134,6 +135,8 @@ class MaskedCanvasTrainer:
         self.step = 0
         self.history: list[dict[str, float]] = []
         self._ddp: nn.Module | None = None
+        self._best: tuple[float, int, dict[str, Tensor]] | None = None  # val loss, step, weights
+        self.stopped_at: int | None = None  # the step an early stop ended the run at
 
     # -- modules -----------------------------------------------------------------------
 
@@ -280,8 +283,13 @@ class MaskedCanvasTrainer:
     ) -> list[dict[str, float]]:
         """Train until `n_steps` steps in total; resumes from the latest checkpoint.
 
-        Distributed, only rank 0 writes checkpoints, metrics and the progress bar; every
-        rank returns once rank 0's last checkpoint is written.
+        With `val_loader`, the validation loss is measured every `log_every` steps; the
+        run stops early after `config.patience` measurements without improvement (if set)
+        and, with `config.keep_best`, ends with the weights of its best measurement
+        (`best_step`), which its last checkpoint then holds; a run that stopped early
+        (`stopped_at`) is finished, also when resumed. Distributed, only rank 0
+        writes checkpoints, metrics and the progress bar; every rank returns once rank 0's
+        last checkpoint is written.
         """
         if resume and self.checkpoint_dir is not None and latest_checkpoint(self.checkpoint_dir):
             self.load(self.checkpoint_dir)
@@ -295,7 +303,7 @@ class MaskedCanvasTrainer:
             self.config.progress and self.world.is_main, total=n_steps, initial=self.step
         )
         started, window = time.perf_counter(), []
-        while self.step < n_steps:
+        while self.step < n_steps and self.stopped_at is None:
             window.append(self.train_step(batches, n_steps))
             at_log = self.step % self.config.log_every == 0 or self.step == n_steps
             if at_log:
@@ -307,22 +315,55 @@ class MaskedCanvasTrainer:
                 }
                 if val_loader is not None:
                     record["val_loss"] = self.evaluate(val_loader)
+                    if self._best is None or record["val_loss"] < self._best[0]:
+                        self._best = (record["val_loss"], self.step, self._weights())
                 self._log(record)
                 window = []
                 if progress is not None:
                     progress.set_postfix(loss=f"{record['loss']:.4f}")
             if progress is not None:
                 progress.update(1)
+            stop = self._patience_spent()
+            if stop:
+                self.stopped_at = self.step
+                if self.config.keep_best:
+                    self._restore_best()
             if (
                 self.checkpoint_dir
                 and self.world.is_main
-                and (self.step % self.config.checkpoint_every == 0 or self.step == n_steps)
+                and (self.step % self.config.checkpoint_every == 0 or self.step == n_steps or stop)
             ):
+                self.save()
+            if stop:
+                log.info("stopped early at step %d (best step %d)", self.step, self.best_step)
+                break
+        else:
+            restored = self.config.keep_best and self._restore_best()
+            if restored and self.checkpoint_dir and self.world.is_main:
                 self.save()
         if progress is not None:
             progress.close()
         distributed.barrier()
         return self.history
+
+    def _weights(self) -> dict[str, Tensor]:
+        return {k: v.detach().clone() for k, v in trainable_state(self.modules).items()}
+
+    def _patience_spent(self) -> bool:
+        patience, best = self.config.patience, self._best
+        return bool(patience and best and self.step - best[1] >= patience * self.config.log_every)
+
+    def _restore_best(self) -> bool:
+        """Load the best validation weights (True) unless they are the current ones."""
+        if self._best is None or self._best[1] == self.step:
+            return False
+        load_trainable_state(self.modules, self._best[2])
+        return True
+
+    @property
+    def best_step(self) -> int | None:
+        """The step of the best validation loss seen in this process, if any."""
+        return self._best[1] if self._best is not None else None
 
     def _log(self, record: dict[str, float]) -> None:
         self.history.append(record)
@@ -349,6 +390,7 @@ class MaskedCanvasTrainer:
             state={
                 "optimizer": self.optimizer.state_dict(),
                 "step": self.step,
+                "stopped_at": self.stopped_at,
                 "history": self.history,
                 "config": asdict(self.config),
             },
@@ -369,6 +411,7 @@ class MaskedCanvasTrainer:
         load_trainable_state(self.modules, checkpoint.weights)
         self.optimizer.load_state_dict(checkpoint.state["optimizer"])
         self.step = int(checkpoint.state["step"])
+        self.stopped_at = checkpoint.state.get("stopped_at")
         self.history = list(checkpoint.state.get("history", []))
         log.info("resumed from %s at step %d", checkpoint.path, self.step)
 

@@ -1,10 +1,11 @@
 """One forward pass of a world model: tokens in, per-field predictions out.
 
-Scalar predictions are residuals on persistence: the decoder's output is added to the
-field's most recent visible value in the window (at or before the step; 0, the
-training mean, when the field has none). An untrained model therefore starts as the
-persistence forecast and learns how the world departs from it, which is what keeps
-level series that drift out of their training range predictable.
+Scalar predictions are residuals on a learned share of persistence: the decoder's output
+is added to rho_f times the field's most recent visible value in the window (at or before
+the step; 0, the training mean, when the field has none), rho_f = the decoder's
+`persistence()`. It starts at 1 for fields modelled as levels (an untrained model is then
+the persistence forecast) and 0 for changes (the training mean), and is learned like an
+AR(1) coefficient; the backbone learns how the world departs from that.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ def forward_canvas(
     """(predictions, backbone tokens) for a batch as the model may see it."""
     tokens = backbone(encoder(batch), timestep=timestep)
     prediction = dict(decoder(tokens))
-    prediction["values"] = prediction["values"] + persistence_anchor(
-        batch["values"], batch["presence"]
-    ).to(prediction["values"].dtype)
+    anchor = persistence_anchor(batch["values"], batch["presence"]) * decoder.persistence()
+    prediction["values"] = prediction["values"] + anchor.to(prediction["values"].dtype)
     return prediction, tokens

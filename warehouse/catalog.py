@@ -21,8 +21,9 @@ of 2.0-2.5; everything else 1.0.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
-from warehouse.schema import Field, Period
+from warehouse.schema import Field, Period, Transform
 
 _D, _W, _M, _Q, _A, _MY = (
     Period.DAILY,
@@ -442,15 +443,86 @@ _REGIMES = [
     ]
 ]
 
-FIELDS: tuple[Field, ...] = (
-    *(f for group, rows in _US_MACRO.items() for f in _group(f"country_us.macro.{group}", rows)),
-    *(f for group, rows in _SURVEYS.items() for f in _group(f"country_us.surveys.{group}", rows)),
-    *(f for group, rows in _FINANCIAL.items() for f in _group(f"financial.{group}", rows)),
-    *_NARRATIVES,
-    *_REGIMES,
+# How each field is modelled (warehouse.schema.Transform), after FRED-MD's codes: rates and
+# ratios that wander are differenced, prices, indices and stocks log-differenced, skewed
+# counts logged. Every field not named here is modelled as observed (level).
+_M_ = "country_us.macro"
+_TRANSFORMS: dict[str, Transform] = {
+    **dict.fromkeys(
+        [
+            f"{_M_}.output.capacity_utilization",
+            *(f"{_M_}.inflation.{n}" for n in
+              ("breakeven_10y", "breakeven_5y", "forward_inflation_5y5y",
+               "michigan_expectations_1y")),
+            *(f"{_M_}.labor.{n}" for n in
+              ("unemployment_rate", "u6_rate", "participation_rate",
+               "employment_population_ratio", "quits_rate")),
+            *(f"{_M_}.rates.{n}" for n in
+              ("fed_funds", "fed_funds_target_upper", "treasury_3m", "sofr", "mortgage_30y",
+               "real_yield_10y")),
+            f"{_M_}.money.reverse_repo",  # near zero for years: no logarithm
+            f"{_M_}.housing.months_supply_new_homes",
+            *(f"{_M_}.credit.{n}" for n in
+              ("credit_card_delinquency_rate", "household_debt_service_ratio")),
+            *(f"{_M_}.sentiment.{n}" for n in
+              ("consumer_sentiment", "consumer_confidence", "small_business_optimism")),
+            f"{_M_}.trade.trade_balance",
+            f"{_M_}.fiscal.federal_debt_gdp",
+            *(f"financial.yield_curves.{n}" for n in
+              ("three_month", "one_year", "two_year", "five_year", "ten_year", "thirty_year")),
+            "financial.money_markets.fed_funds_futures_rate",
+            "firm_<TICKER>.earnings.eps_actual",  # EPS can be negative: no logarithm
+            "firm_<TICKER>.earnings.eps_estimate",
+        ],
+        Transform.DIFF,
+    ),
+    **dict.fromkeys(
+        [
+            *(f"{_M_}.labor.{n}" for n in ("initial_claims", "continuing_claims", "job_openings")),
+            *(f"{_M_}.money.{n}" for n in
+              ("m2_money_stock", "fed_balance_sheet", "bank_reserves",
+               "treasury_general_account")),
+            f"{_M_}.commodities.gasoline_retail_price",
+            *(f"financial.equities.{n}" for n in
+              ("sp500", "nasdaq100", "dow_jones", "russell2000", "euro_stoxx50", "nikkei225")),
+            *(f"financial.fx.{n}" for n in
+              ("eurusd", "usdjpy", "gbpusd", "usdcnh", "audusd", "usdcad", "usdchf",
+               "dollar_index", "broad_dollar_index")),
+            *(f"financial.commodities.{n}" for n in
+              ("wti_crude", "brent_crude", "gold", "silver", "copper", "natural_gas",
+               "commodity_index")),
+            "financial.crypto.btc",
+            "financial.crypto.eth",
+        ],
+        Transform.LOGDIFF,
+    ),
+    **dict.fromkeys(
+        [
+            *(f"{_M_}.housing.{n}" for n in
+              ("housing_starts", "building_permits", "new_home_sales", "existing_home_sales")),
+            f"{_M_}.sentiment.economic_policy_uncertainty",
+        ],
+        Transform.LOG,
+    ),
+}
+
+
+def _modelled(fields: Iterable[Field]) -> tuple[Field, ...]:
+    """`fields` with the transforms of _TRANSFORMS."""
+    return tuple(replace(f, transform=_TRANSFORMS.get(f.path, Transform.LEVEL)) for f in fields)
+
+
+FIELDS: tuple[Field, ...] = _modelled(
+    (
+        *(f for g, rows in _US_MACRO.items() for f in _group(f"country_us.macro.{g}", rows)),
+        *(f for g, rows in _SURVEYS.items() for f in _group(f"country_us.surveys.{g}", rows)),
+        *(f for g, rows in _FINANCIAL.items() for f in _group(f"financial.{g}", rows)),
+        *_NARRATIVES,
+        *_REGIMES,
+    )
 )
 
-TEMPLATES: tuple[Field, ...] = tuple(
+TEMPLATES: tuple[Field, ...] = _modelled(
     _group("firm_<TICKER>.earnings", [
         ("eps_actual", _Q, "US dollars per share",
          "Reported earnings per share of <TICKER> for the fiscal quarter, as announced in its "

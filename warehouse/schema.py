@@ -33,6 +33,21 @@ _TICKER_RE = re.compile(_TICKER)
 _GLOB_CHARS = frozenset("*?[")
 
 
+class Transform(StrEnum):
+    """How a field is modelled (FRED-MD's transformation codes are the reference).
+
+    ``level``: as observed (rates of change, spreads, diffusion indices, returns);
+    ``log``: its logarithm (positive, skewed counts such as housing starts);
+    ``diff``: its change since the previous observation (interest rates, unemployment);
+    ``logdiff``: its log change since then (prices, indices, money stock, exchange rates).
+    """
+
+    LEVEL = "level"
+    LOG = "log"
+    DIFF = "diff"
+    LOGDIFF = "logdiff"
+
+
 class Period(StrEnum):
     """Temporal period class of a field: how slowly it moves."""
 
@@ -72,6 +87,7 @@ class Field:
     dimension: int = 1
     loss_weight: float = 1.0
     latent: bool = False
+    transform: Transform = Transform.LEVEL
 
     def __post_init__(self) -> None:
         path = self.path
@@ -108,6 +124,15 @@ class Field:
                 f"field {path!r}: loss_weight must be a finite number > 0, got {weight!r}"
             )
         object.__setattr__(self, "loss_weight", float(weight))
+        try:
+            object.__setattr__(self, "transform", Transform(self.transform))
+        except ValueError:
+            raise ValueError(
+                f"field {path!r}: unknown transform {self.transform!r}; "
+                f"expected one of {', '.join(Transform)}"
+            ) from None
+        if self.transform != Transform.LEVEL and (self.latent or self.dimension > 1):
+            raise ValueError(f"field {path!r}: latent and vector fields are modelled as levels")
         if not isinstance(self.latent, bool):
             raise ValueError(f"field {path!r}: latent must be a bool, got {self.latent!r}")
         if self.latent and self.dimension > 1:

@@ -1,0 +1,165 @@
+"""Stationary fields: each field's declared transform on the canvas, its statistics, its inverse.
+
+A field is modelled as its schema declares (`warehouse.schema.Transform`): ``level`` as
+observed, ``log``, ``diff`` (the change since the field's previous observation) or
+``logdiff`` (the log change since then). On the canvas the previous observation is the
+latest earlier step of the same window that holds the field, as known at the window's
+cutoff, so a transformed value never mixes knowledge from two moments. A step whose
+value cannot be transformed (the first observation of a window, a logarithm of a value
+<= 0) is absent.
+
+What users see is inverted back to the field's own units with the previous level known at
+the cutoff: ``level = inverse(code, transformed, previous_level)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from canvas.align import Placements
+from warehouse.schema import Field, Transform
+
+CODES: tuple[Transform, ...] = tuple(Transform)  # a field's code is its index here
+LEVEL, LOG, DIFF, LOGDIFF = (CODES.index(t) for t in CODES)
+
+
+def transform_codes(fields: Sequence[Field]) -> np.ndarray:
+    """(F,) int8 transform code of each field."""
+    return np.array([CODES.index(f.transform) for f in fields], dtype=np.int8)
+
+
+def differenced(codes: np.ndarray) -> np.ndarray:
+    """Indices of the fields whose value depends on a previous observation."""
+    return np.flatnonzero((codes == DIFF) | (codes == LOGDIFF))
+
+
+def forward(codes: np.ndarray, x: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """Transformed values (float64; NaN where undefined) of levels `x` given `previous`."""
+    x = np.asarray(x, dtype=np.float64)
+    previous = np.asarray(previous, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(codes == LOG, np.log(np.where(x > 0, x, np.nan)), x)
+        out = np.where(codes == DIFF, x - previous, out)
+        ratio = np.where((x > 0) & (previous > 0), x / previous, np.nan)
+        return np.where(codes == LOGDIFF, np.log(ratio), out)
+
+
+def inverse(codes: np.ndarray, t: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """Levels (float64) from transformed values `t` and the previous levels."""
+    t = np.asarray(t, dtype=np.float64)
+    previous = np.asarray(previous, dtype=np.float64)
+    out = np.where(codes == LOG, np.exp(t), t)
+    out = np.where(codes == DIFF, previous + t, out)
+    return np.where(codes == LOGDIFF, previous * np.exp(t), out)
+
+
+def stationary_placements(
+    p: Placements, raw: np.ndarray, codes: np.ndarray
+) -> tuple[Placements, np.ndarray, np.ndarray]:
+    """Placements in (field, window, slot) order, each one's transformed value (NaN where
+    undefined: leave that cell absent) and the level it was transformed from.
+
+    `raw` holds the level of each source row (`p.row` indexes it); `codes` the transform
+    code per field. Vector fields are levels: their value is whatever `raw` holds.
+    """
+    order = np.lexsort((p.slot, p.window, p.field))
+    p = Placements(p.window[order], p.slot[order], p.field[order], p.row[order])
+    x = raw[p.row].astype(np.float64)
+    code = codes[p.field]
+    if not (code != LEVEL).any():
+        return p, x, x
+    same = np.r_[False, (p.field[1:] == p.field[:-1]) & (p.window[1:] == p.window[:-1])]
+    previous = np.where(same, np.r_[np.nan, x[:-1]], np.nan)
+    t = np.where(code == LEVEL, x, forward(code, x, previous))
+    return p, t, x
+
+
+def step_statistics(
+    frame: pl.DataFrame, codes: np.ndarray, step: str
+) -> dict[int, dict[str, float]]:
+    """Per field index: mean, population std and count of the transformed values.
+
+    `frame` (field: int, observed_at, value) holds one value per field and observation
+    time (its latest vintage known at the end of the training period). Level and log
+    fields count every observation; differenced fields the changes between the last
+    observations of consecutive observed steps, as the canvas holds them.
+    """
+    frame = frame.filter(pl.col("value").is_not_nan()).sort("field", "observed_at")
+    code = pl.col("field").replace_strict(
+        list(range(len(codes))), codes.tolist(), return_dtype=pl.Int8
+    )
+    frame = frame.with_columns(code=code)
+    diffs = frame.filter(pl.col("code").is_in([DIFF, LOGDIFF]))
+    diffs = (
+        diffs.with_columns(step=pl.col("observed_at").dt.truncate(step))
+        .group_by("field", "step", maintain_order=True)
+        .agg(pl.col("value").last(), pl.col("code").first())
+        .with_columns(previous=pl.col("value").shift(1).over("field"))
+    )
+    levels = frame.filter(~pl.col("code").is_in([DIFF, LOGDIFF])).with_columns(
+        previous=pl.lit(None, dtype=pl.Float64)
+    )
+    parts = []
+    for part in (levels, diffs):
+        t = forward(
+            part["code"].to_numpy(),
+            part["value"].to_numpy(),
+            part["previous"].fill_null(np.nan).to_numpy(),
+        )
+        parts.append(pl.DataFrame({"field": part["field"], "t": t}))
+    per_field = (
+        pl.concat(parts)
+        .filter(pl.col("t").is_finite())
+        .group_by("field", maintain_order=True)
+        .agg(
+            pl.col("t").mean().alias("mean"),
+            pl.col("t").std(ddof=0).alias("std"),
+            pl.len().alias("count"),
+        )
+    )
+    return {r["field"]: r for r in per_field.iter_rows(named=True)}
+
+
+def field_stats(
+    per_field: dict[int, dict[str, float]], paths: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Normalisation statistics by path: a field without training data gets the identity
+    (mean 0, std 1, count 0); a constant one std 1."""
+    stats = {}
+    for f, path in enumerate(paths):
+        row = per_field.get(f)
+        std = row["std"] if row and row["std"] and np.isfinite(row["std"]) else 0.0
+        stats[path] = {
+            "mean": float(row["mean"]) if row else 0.0,
+            "std": float(std) if std > 0 else 1.0,
+            "count": int(row["count"]) if row else 0,
+        }
+    return stats
+
+
+def previous_levels(levels: np.ndarray) -> np.ndarray:
+    """(n, T, L) observed levels (NaN: absent) -> at each step, the latest level at an
+    earlier step of the same window (NaN where there is none)."""
+    n, T, L = levels.shape
+    seen = np.where(np.isnan(levels), -1, np.arange(T)[None, :, None])
+    last = np.maximum.accumulate(seen, axis=1)  # latest observed step at or before t
+    filled = np.take_along_axis(levels, np.maximum(last, 0), axis=1)
+    filled = np.where(last >= 0, filled, np.nan)
+    return np.concatenate([np.full((n, 1, L), np.nan), filled[:, :-1]], axis=1)
+
+
+def to_field_units(
+    t: np.ndarray, levels: np.ndarray, codes: np.ndarray, level_fields: np.ndarray
+) -> np.ndarray:
+    """Values (n, T, F) in their modelled units (de-normalised transformed values) ->
+    the fields' own units. A differenced field is inverted from the latest earlier level
+    of the same window (`levels`, (n, T, L) for the fields `level_fields`)."""
+    out = inverse(codes, t, np.nan)  # levels and logs need no previous level
+    if len(level_fields):
+        out[..., level_fields] = inverse(
+            codes[level_fields], t[..., level_fields], previous_levels(levels)
+        )
+    return out
