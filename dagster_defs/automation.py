@@ -27,7 +27,12 @@ from canvas.materialize import CanvasManifest
 from dagster_defs.canvas_assets import canvas_tensors
 from dagster_defs.ingest_assets import ingest_assets, warehouse_parquet
 from dagster_defs.resources import ArtifactsResource, WarehouseResource
-from dagster_defs.training_assets import WorldModelConfig, world_model, world_model_evaluation
+from dagster_defs.training_assets import (
+    WorldModelConfig,
+    world_model,
+    world_model_evaluation,
+    world_model_validation,
+)
 from warehouse.store import Warehouse, WarehouseLockedError, WarehouseNotFoundError
 
 NEW_YORK = "America/New_York"
@@ -71,8 +76,9 @@ canvas_job = dg.define_asset_job(
 )
 training_job = dg.define_asset_job(
     "train_world_model",
-    selection=dg.AssetSelection.assets(world_model, world_model_evaluation),
-    description="Train the world model on the current canvas and evaluate it.",
+    selection=dg.AssetSelection.assets(world_model, world_model_validation, world_model_evaluation),
+    description="Train the world model on the current canvas, serve it if it beats the "
+    "baselines on validation (the blocking check), and evaluate it on the test period.",
 )
 automation_jobs = [
     market_refresh_job,
@@ -86,7 +92,7 @@ INGEST_KEYS = frozenset(a.key for a in ingest_assets) | {warehouse_parquet.key}
 REFRESH_JOBS = frozenset(
     j.name for j in (market_refresh_job, macro_refresh_job, earnings_news_refresh_job)
 ) | {"ingest_all"}  # definitions.py's job of every source
-TRAINING_KEYS = frozenset({world_model.key, world_model_evaluation.key})
+TRAINING_KEYS = frozenset({world_model.key, world_model_validation.key, world_model_evaluation.key})
 
 
 def source_mode() -> str:

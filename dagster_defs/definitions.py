@@ -16,7 +16,12 @@ from dagster_defs.resources import (
     SourcesResource,
     WarehouseResource,
 )
-from dagster_defs.training_assets import world_model, world_model_evaluation
+from dagster_defs.training_assets import (
+    beats_baselines_on_validation,
+    world_model,
+    world_model_evaluation,
+    world_model_validation,
+)
 
 
 def _sources_from_env() -> SourcesResource:
@@ -61,17 +66,18 @@ defs = dg.Definitions(
         warehouse_parquet,
         canvas_tensors,
         world_model,
+        world_model_validation,
         world_model_evaluation,
         *curriculum_assets,
     ],
-    asset_checks=[*ingest_checks, presence_matches_warehouse],
+    asset_checks=[*ingest_checks, presence_matches_warehouse, beats_baselines_on_validation],
     jobs=[ingest_job, *automation_jobs],
     schedules=schedules,
     sensors=sensors,
     resources={
         "warehouse": WarehouseResource(path=os.environ.get("GUWM_WAREHOUSE")),
         "sources": _sources_from_env(),
-        "artifacts": ArtifactsResource(root=os.environ.get("GUWM_ARTIFACTS")),
+        "artifacts": ArtifactsResource(),  # $GUWM_ARTIFACTS, else beside the warehouse
         "curriculum": _curriculum_from_env(),
         "llm": LLMResource(
             provider=os.environ.get("GUWM_LLM_PROVIDER"),

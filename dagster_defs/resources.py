@@ -7,7 +7,7 @@ import dagster as dg
 from ingest.sources import SourceSettings
 from training.llm import LLMProvider
 from warehouse.catalog import LARGE_CAP_TICKERS
-from warehouse.paths import default_warehouse_path
+from warehouse.paths import default_artifacts_dir
 from warehouse.store import Warehouse
 
 
@@ -58,7 +58,7 @@ class ArtifactsResource(dg.ConfigurableResource):
     root: str | None = None
 
     def path(self, *parts: str) -> Path:
-        base = Path(self.root) if self.root else default_warehouse_path().parent / "artifacts"
+        base = Path(self.root) if self.root else default_artifacts_dir()
         target = base.joinpath(*parts)
         target.parent.mkdir(parents=True, exist_ok=True)
         return target

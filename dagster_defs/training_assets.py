@@ -2,6 +2,8 @@
 
 import json
 import time
+from dataclasses import asdict
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -16,6 +18,7 @@ from dagster_defs.metadata import image_markdown
 from dagster_defs.resources import ArtifactsResource, SourcesResource
 from ingest.sources import synthetic_world
 from training import FieldDecoder, FieldEncoder, MaskedCanvasTrainer, TrainConfig, build_backbone
+from training.baselines import AR1
 from training.evaluate import evaluate
 from training.inference import WorldModel
 from training.plots import plot_loss_curves
@@ -26,6 +29,10 @@ from training.probe import (
     raw_inputs,
     regime_latent,
 )
+from training.serving import GATE_TASKS, GateResult, gate, promote, served
+
+LATEST = "latest.json"  # the run the world_model asset trained last
+VALIDATION = "validation.json"  # a run's gate result
 
 
 class WorldModelConfig(dg.Config):
@@ -96,6 +103,10 @@ def world_model(
     run_dir.mkdir(parents=True, exist_ok=True)
     trainer = build_trainer(config, bound, run_dir)
     train = build_shard_dataloader(canvas_dir, bound, "train", config.batch_size, shuffle=True)
+    # start as a per-field AR(1) fitted on the training windows (a resumed run reloads)
+    windows = train.dataset.__getitems__(list(range(len(train.dataset))))
+    ar1 = AR1.fit(windows["values"].numpy(), windows["presence"].numpy())
+    trainer.decoder.start_as_ar1(ar1.b, ar1.fitted)
     val = build_shard_dataloader(canvas_dir, bound, "val", config.batch_size, shuffle=False)
     started = time.perf_counter()
     history = trainer.train(train, config.n_steps, val_loader=val)
@@ -105,6 +116,7 @@ def world_model(
     curve = plot_loss_curves(
         history, run_dir / "loss.png", title=f"{config.backbone} on layout {manifest.layout_hash}"
     )
+    artifacts.path("world_model", LATEST).write_text(json.dumps({"run": str(run_dir)}))
     return dg.MaterializeResult(
         metadata={
             "checkpoint": dg.MetadataValue.path(str(run_dir)),
@@ -116,6 +128,62 @@ def world_model(
             "backbone": dg.MetadataValue.json(trainer.backbone.describe()),
             "loss_curve": dg.MetadataValue.md(image_markdown(curve, alt="loss")),
         }
+    )
+
+
+@dg.asset(
+    group_name="training",
+    kinds={"pytorch", "polars"},
+    owners=OWNERS,
+    deps=[world_model],
+    description="The run the world_model asset trained last against persistence, the "
+    "training mean and AR(1) on the validation period (one-step forecast and ragged-edge "
+    "nowcast). Its blocking check serves the run only when it beats all of them.",
+)
+def world_model_validation(artifacts: ArtifactsResource) -> dg.MaterializeResult:
+    canvas_dir = artifacts.path("canvas")
+    run_dir = Path(json.loads(artifacts.path("world_model", LATEST).read_text())["run"])
+    model = WorldModel.load(run_dir, canvas_dir=canvas_dir)
+    train = ShardDataset(canvas_dir, split="train", layout=model.bound)
+    val = ShardDataset(canvas_dir, split="val", layout=model.bound)
+    summary = (
+        evaluate(model.parts, val, dataset_train=train, tasks=GATE_TASKS).summary
+        if len(val)
+        else {}
+    )
+    result = gate(summary)  # no validation window: nothing to judge by, refused
+    (run_dir / VALIDATION).write_text(json.dumps(asdict(result)))
+    return dg.MaterializeResult(
+        metadata={
+            "run": dg.MetadataValue.path(str(run_dir)),
+            "validation_windows": len(val),
+            "ratios": dg.MetadataValue.md(result.to_markdown()),
+            "beats_baselines": result.passed,
+        }
+    )
+
+
+@dg.asset_check(
+    asset=world_model_validation,
+    blocking=True,
+    description="Serve the new run (WorldModel.load(), guwm nowcast) only when it beats "
+    "every gate baseline on every gate task on validation; otherwise the run served "
+    "before stays, and nothing downstream runs.",
+)
+def beats_baselines_on_validation(artifacts: ArtifactsResource) -> dg.AssetCheckResult:
+    root = artifacts.path("world_model")
+    run_dir = Path(json.loads((root / LATEST).read_text())["run"])
+    result = GateResult(**json.loads((run_dir / VALIDATION).read_text()))
+    if result.passed:
+        promote(root, run_dir, artifacts.path("canvas"), result)
+    current = served(root)
+    return dg.AssetCheckResult(
+        passed=result.passed,
+        metadata={
+            "validation": dg.MetadataValue.md(result.to_markdown()),
+            "refused_because": "; ".join(result.failures) or "-",
+            "served": current["run"] if current else "nothing served yet",
+        },
     )
 
 

@@ -86,7 +86,11 @@ def test_jobs_select_the_right_assets():
         "warehouse_parquet",
     }
     assert _selected("canvas_refresh") == {"canvas_tensors"}
-    assert _selected("train_world_model") == {"world_model", "world_model_evaluation"}
+    assert _selected("train_world_model") == {
+        "world_model",
+        "world_model_validation",
+        "world_model_evaluation",
+    }
 
 
 def test_schedules_run_on_the_release_calendars(instance):

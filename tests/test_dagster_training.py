@@ -8,10 +8,12 @@ import dagster as dg
 from dagster_defs import defs
 from dagster_defs.curriculum_assets import CurriculumResource
 from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
+from dagster_defs.training_assets import beats_baselines_on_validation
+from training.serving import GateResult, promote, served
 
 
-def test_the_asset_graph_trains_and_evaluates(tmp_path):
-    resources = {
+def resources_for(tmp_path):
+    return {
         **defs.resources,
         "warehouse": WarehouseResource(path=str(tmp_path / "wh.duckdb")),
         "sources": SourcesResource(start_date="2008-01-01", end_date="2016-12-31"),
@@ -20,15 +22,22 @@ def test_the_asset_graph_trains_and_evaluates(tmp_path):
             T=4, d_model=16, n_layers=1, batch_size=4, steps_per_tier=[2]
         ),
     }
-    config = {
-        "ops": {
-            "canvas_tensors": {"config": {"T": 6, "d_model": 32, "start": "2008-01-01"}},
-            "world_model": {"config": {"n_steps": 30, "n_layers": 1}},
-        }
+
+
+CONFIG = {
+    "ops": {
+        "canvas_tensors": {"config": {"T": 6, "d_model": 32, "start": "2008-01-01"}},
+        "world_model": {"config": {"n_steps": 30, "n_layers": 1}},
     }
-    result = dg.materialize(
-        [*defs.assets, *defs.asset_checks], resources=resources, run_config=config
-    )
+}
+
+
+def test_the_asset_graph_trains_and_evaluates(tmp_path):
+    resources, config = resources_for(tmp_path), CONFIG
+    # the promotion gate is left out here (a 30-step model is refused: the run would not
+    # succeed); test_the_gate_refuses_an_untrained_model_and_keeps_the_served_one has it
+    checks = [c for c in defs.asset_checks if c is not beats_baselines_on_validation]
+    result = dg.materialize([*defs.assets, *checks], resources=resources, run_config=config)
     assert result.success
     events = {
         e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
@@ -50,7 +59,7 @@ def test_the_asset_graph_trains_and_evaluates(tmp_path):
     assert events["curriculum_summary"]["trained"] == 12
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks["presence_matches_warehouse"]
-    run_dirs = list((tmp_path / "artifacts" / "world_model").iterdir())
+    run_dirs = [p for p in (tmp_path / "artifacts" / "world_model").iterdir() if p.is_dir()]
     assert len(run_dirs) == 1 and (run_dirs[0] / "evaluation" / "summary.json").is_file()
 
     # materializing the model again resumes the finished run instead of retraining it
@@ -62,3 +71,40 @@ def test_the_asset_graph_trains_and_evaluates(tmp_path):
     metadata = again.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["steps"].value == 30
     assert metadata["seconds"].value < 5
+
+
+def test_the_gate_refuses_an_untrained_model_and_keeps_the_served_one(tmp_path):
+    """A model trained for one step is worse than the baselines on validation: the
+    blocking check fails and the run served before stays (the test-period report of the
+    new run is still made)."""
+    resources = resources_for(tmp_path)
+    graph = defs.resolve_asset_graph()
+    chosen = [a for a in defs.assets if graph.get(next(iter(a.keys))).group_name != "curriculum"]
+    config = {"ops": {**CONFIG["ops"], "world_model": {"config": {"n_steps": 1}}}}
+    root = tmp_path / "artifacts" / "world_model"
+    previous = tmp_path / "previous_run"
+    previous.mkdir()
+    (tmp_path / "artifacts" / "canvas").mkdir(parents=True)
+    (tmp_path / "artifacts" / "canvas" / "manifest.json").write_text("{}")
+    passing = GateResult(passed=True, ratios={"forecast": {"persistence": 0.5}}, failures=[])
+    promote(root, previous, tmp_path / "artifacts" / "canvas", passing)
+    before = served(root)
+
+    result = dg.materialize(
+        [*chosen, beats_baselines_on_validation],
+        resources=resources,
+        run_config=config,
+        raise_on_error=False,
+    )
+    (gate,) = [
+        c
+        for c in result.get_asset_check_evaluations()
+        if c.check_name == "beats_baselines_on_validation"
+    ]
+    assert not gate.passed
+    assert "x the MSE of" in gate.metadata["refused_because"].value
+    assert "FAIL" in gate.metadata["validation"].value
+    assert gate.metadata["served"].value == before["run"]
+    assert served(root) == before
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {"world_model", "world_model_validation", "world_model_evaluation"} <= materialized

@@ -185,6 +185,20 @@ def test_ridge_matches_the_normal_equations_solved_by_hand():
     assert (predicted[:, :, 0] == 0).all()
 
 
+def test_ridge_chooses_its_penalty_on_the_last_training_windows():
+    """A target of pure noise is shrunk (the smallest penalty would overfit 19 regressors
+    on 160 windows by about k/n = 12%); one that is an exact function of the visible
+    cross-section gets the smallest penalty."""
+    rng = np.random.default_rng(4)
+    values = rng.standard_normal((200, 2, 6))
+    hidden = np.zeros(values.shape, dtype=bool)
+    hidden[:, 1, 0] = True
+    presence = np.ones(values.shape)
+    assert Ridge.fit(values, presence, [hidden]).penalty > min(Ridge.PENALTIES)
+    values[:, 1, 0] = values[:, 1, 1:].sum(axis=1)
+    assert Ridge.fit(values, presence, [hidden]).penalty == min(Ridge.PENALTIES)
+
+
 def test_dfm_nowcasts_a_one_factor_panel_better_than_the_mean():
     series, T = one_factor_panel(200, seed=3), 6
     train, test = windows(series[:120], T), windows(series[120:], T)

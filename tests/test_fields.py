@@ -297,9 +297,10 @@ def test_load_fields_from_copies_shared_fields(
         FieldDecoder(layout, d_model=16).load_fields_from(old_dec)
 
 
-def test_predictions_carry_a_learned_share_of_each_fields_latest_value(layout, semantic):
-    """A prediction is the decoded residual plus rho_f x the field's latest visible value:
-    rho_f starts at 1 for fields modelled as levels and at 0 for changes, and learns."""
+def test_predictions_carry_each_fields_latest_value_as_an_ar1_forecast(layout, semantic):
+    """A prediction is the decoded residual plus rho_f ** h x the field's latest visible
+    value h steps back: rho_f starts at 1 for fields modelled as levels and at 0 for
+    changes, and learns."""
     from training.backbones import build_backbone
     from training.predict import forward_canvas
 
@@ -309,14 +310,40 @@ def test_predictions_carry_a_learned_share_of_each_fields_latest_value(layout, s
     levels = [f.transform == "level" and not f.is_vector for f in layout.fields]
     assert dec.persistence().tolist() == [float(x) for x in levels]
     batch = make_batch(layout, 8)
-    batch["presence"] = torch.ones_like(batch["presence"])  # each step's latest: its own
+    batch["presence"] = torch.zeros_like(batch["presence"])
+    batch["presence"][:, 0] = 1.0  # only the first step is visible
+    batch["values"] = batch["values"] * batch["presence"]
     plain = dec(backbone(enc(batch)))["values"]
     with torch.no_grad():
         dec.value_persistence.fill_(0.5)
     prediction, _ = forward_canvas(enc, backbone, dec, batch)
-    anchor = batch["values"]
     scalar = [not f.is_vector for f in layout.fields]
-    expected = plain[..., scalar] + 0.5 * anchor[..., scalar]
-    assert torch.allclose(prediction["values"][..., scalar], expected, atol=1e-6)
+    h = torch.arange(layout.T, dtype=torch.float32).view(1, -1, 1)
+    expected = plain + 0.5**h * batch["values"][:, :1]
+    assert torch.allclose(prediction["values"][..., scalar], expected[..., scalar], atol=1e-6)
     prediction["values"].sum().backward()
     assert (dec.value_persistence.grad != 0).all()
+
+
+def test_a_decoder_started_as_ar1_forecasts_like_it(layout, semantic):
+    from training.backbones import build_backbone
+    from training.predict import forward_canvas
+
+    torch.manual_seed(0)
+    enc, dec = FieldEncoder(layout, semantic=semantic), FieldDecoder(layout)
+    backbone = build_backbone("scratch", layout, n_layers=1)
+    b = np.linspace(-0.9, 1.4, layout.n_fields)  # one coefficient past 1: clipped
+    fitted = np.arange(layout.n_fields) % 3 != 0  # the others keep their start
+    before = dec.persistence().detach().numpy()
+    dec.start_as_ar1(b, fitted)
+    scalar = [not f.is_vector for f in layout.fields]
+    rho = np.where(fitted, np.clip(b, -1, 1), before)[scalar]
+    assert np.allclose(dec.persistence().detach().numpy()[scalar], rho)
+    batch = make_batch(layout, 4)
+    batch["presence"] = torch.zeros_like(batch["presence"])
+    batch["presence"][:, 0] = 1.0
+    batch["values"] = batch["values"] * batch["presence"]
+    prediction = forward_canvas(enc, backbone, dec, batch)[0]["values"][..., scalar]
+    h = np.arange(layout.T).reshape(1, -1, 1)
+    expected = rho**h * batch["values"][:, :1, scalar].numpy()
+    assert np.allclose(prediction.detach().numpy(), expected, atol=1e-6)

@@ -16,7 +16,8 @@ a hidden value. Everything is NumPy over whole arrays.
   b = 1 (persistence).
 * `Ridge`: per field, ridge regression of the hidden cell on the visible cross-section
   of its step and every field's last visible value before it, fitted on the training
-  windows hidden as the task hides them.
+  windows hidden as the task hides them; the penalty is chosen on the last 20% of the
+  training windows.
 * `dynamic_factor` / `DynamicFactor`: statsmodels' `DynamicFactorMQ` (EM, idiosyncratic
   AR(1) components, factor order 1) fitted on the training period's panel: one row per
   step holding each field's latest vintage seen by the training windows. It covers the
@@ -141,10 +142,16 @@ class Ridge:
     (`panel_features`: the visible cross-section of its step and each field's last
     visible value before it), fitted on training windows hidden as the task hides them.
     `coef` (F, 3F + 1) holds the weights and, last, the intercept; a field without
-    `MIN_PAIRS` training targets predicts 0 (the training mean)."""
+    `MIN_PAIRS` training targets predicts 0 (the training mean). `penalty` is the one of
+    `PENALTIES` that predicts the last `HOLDOUT` of the training windows best when fitted
+    on the ones before them (chosen without the test period, then refitted on all)."""
 
     coef: np.ndarray
     fitted: np.ndarray
+    penalty: float
+
+    PENALTIES = (1.0, 10.0, 100.0, 1000.0, 10000.0)
+    HOLDOUT = 0.2
 
     @classmethod
     def fit(
@@ -152,21 +159,43 @@ class Ridge:
         train_values: np.ndarray,
         train_presence: np.ndarray,
         hidden_masks: list[np.ndarray],
-        penalty: float = 10.0,
+        penalty: float | None = None,
     ) -> Ridge:
         """Solve (X'X + penalty I) w = X'y per field over the hidden, present training
         cells of every mask (the intercept is not penalised)."""
-        F = train_values.shape[-1]
+        if penalty is None:
+            cut = int(len(train_values) * (1 - cls.HOLDOUT))
+            early = [m[:cut] for m in hidden_masks]
+            late = [m[cut:] for m in hidden_masks]
+            errors = [
+                cls._fit(train_values[:cut], train_presence[:cut], early, p).error(
+                    train_values[cut:], train_presence[cut:], late
+                )
+                for p in cls.PENALTIES
+            ]
+            penalty = (
+                cls.PENALTIES[int(np.nanargmin(errors))] if np.isfinite(errors).any() else 10.0
+            )
+        return cls._fit(train_values, train_presence, hidden_masks, penalty)
+
+    @classmethod
+    def _fit(
+        cls,
+        values: np.ndarray,
+        presence: np.ndarray,
+        hidden_masks: list[np.ndarray],
+        penalty: float,
+    ) -> Ridge:
+        F = values.shape[-1]
         k = 3 * F + 1
         gram = np.zeros((F, k, k))
         moment = np.zeros((F, k))
         count = np.zeros(F, dtype=np.int64)
         for hidden in hidden_masks:
-            target = hidden & (train_presence > 0)
-            x = panel_features(train_values, train_presence, hidden)
-            n, t, f = np.nonzero(target)
+            n, t, f = np.nonzero(hidden & (presence > 0))
+            x = panel_features(values, presence, hidden)
             rows = np.concatenate([x[n, t], np.ones((len(n), 1))], axis=1)
-            y = train_values[n, t, f].astype(np.float64)
+            y = values[n, t, f].astype(np.float64)
             for field in np.unique(f):
                 pick = f == field
                 gram[field] += rows[pick].T @ rows[pick]
@@ -178,7 +207,18 @@ class Ridge:
         coef = np.zeros((F, k))
         for field in np.flatnonzero(fitted):
             coef[field] = np.linalg.solve(gram[field] + ridge, moment[field])
-        return cls(coef=coef, fitted=fitted)
+        return cls(coef=coef, fitted=fitted, penalty=penalty)
+
+    def error(
+        self, values: np.ndarray, presence: np.ndarray, hidden_masks: list[np.ndarray]
+    ) -> float:
+        """Mean squared error over the hidden, present cells of every mask (NaN: none)."""
+        total, n = 0.0, 0
+        for hidden in hidden_masks:
+            target = hidden & (presence > 0)
+            total += float(((self.predict(values, presence, hidden) - values)[target] ** 2).sum())
+            n += int(target.sum())
+        return total / n if n else float("nan")
 
     def predict(self, values: np.ndarray, presence: np.ndarray, hidden: np.ndarray) -> np.ndarray:
         """Each cell's regression on its panel (0 for fields without a fit)."""

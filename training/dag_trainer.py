@@ -55,7 +55,7 @@ from training.masked import MaskedCanvasTrainer
 from training.merge import ParentWeights, merge_parents
 from training.plots import plot_loss_curves
 from training.settings import CurriculumSettings, node_layout
-from warehouse.paths import default_warehouse_path
+from warehouse.paths import default_artifacts_dir, default_warehouse_path
 from warehouse.schema import Schema, default_schema
 from warehouse.store import Warehouse, as_timestamp
 
@@ -466,5 +466,5 @@ class DAGCurriculumTrainer:
 def default_curriculum_dir() -> Path:
     """`$GUWM_ARTIFACTS/curriculum`, else `curriculum/` beside the default warehouse."""
     root = os.environ.get("GUWM_ARTIFACTS")
-    base = Path(root) if root else default_warehouse_path().parent / "artifacts"
+    base = Path(root) if root else default_artifacts_dir()
     return base / "curriculum"

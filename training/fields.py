@@ -337,6 +337,19 @@ class FieldDecoder(_FieldModule):
         else:
             self.vector_weight = self.vector_bias = None
 
+    @torch.no_grad()
+    def start_as_ar1(self, coefficients: np.ndarray, fitted: np.ndarray) -> None:
+        """Predict as a per-field AR(1) at first (rho_f ** h x the latest visible value):
+        the carry-over weights take the fitted (F,) coefficients, clipped to [-1, 1]
+        (fields not `fitted` keep theirs), and the residual read-out starts at zero, so
+        training moves away from AR(1) only where that helps."""
+        rho = self.persistence().cpu().numpy()
+        rho = np.clip(np.where(fitted, coefficients, rho), -1.0, 1.0)
+        scalar = self.scalar_fields.cpu().numpy()
+        self.value_persistence.copy_(torch.as_tensor(rho[scalar], dtype=torch.float32))
+        self.value_weight.zero_()
+        self.value_bias.zero_()
+
     def persistence(self) -> Tensor:
         """(F,) weight of each field's latest visible value in its prediction (0: vectors)."""
         out = self.value_persistence.new_zeros(self.bound.n_fields)

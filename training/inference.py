@@ -31,6 +31,8 @@ from training.backbones import build_backbone
 from training.checkpoint import load_checkpoint, load_trainable_state
 from training.fields import FieldDecoder, FieldEncoder
 from training.predict import forward_canvas
+from training.serving import served
+from warehouse.paths import default_artifacts_dir
 from warehouse.store import Warehouse, as_timestamp
 
 
@@ -53,8 +55,28 @@ class WorldModel(nn.Module):
         self.decoder = FieldDecoder(bound)
 
     @classmethod
-    def load(cls, checkpoint: str | Path, *, canvas_dir: str | Path) -> WorldModel:
-        """A model from a checkpoint (or run directory) and the canvas it was trained on."""
+    def load(
+        cls,
+        checkpoint: str | Path | None = None,
+        *,
+        canvas_dir: str | Path | None = None,
+        served_root: str | Path | None = None,
+    ) -> WorldModel:
+        """A model from a checkpoint (or run directory) and the canvas it was trained on;
+        without a checkpoint, the served model (`training.serving`) under `served_root`
+        (default: the world_model folder of the default artifacts directory)."""
+        if checkpoint is None:
+            root = Path(served_root) if served_root else default_artifacts_dir() / "world_model"
+            record = served(root)
+            if record is None:
+                raise FileNotFoundError(
+                    f"no world model is served from {root} yet: materialize the world_model "
+                    "asset (its check serves a run that beats the baselines on validation), "
+                    "or pass a run directory and its canvas_dir"
+                )
+            checkpoint, canvas_dir = record["run"], record["canvas"]
+        if canvas_dir is None:
+            raise ValueError("canvas_dir is needed with a checkpoint")
         manifest = CanvasManifest.load(canvas_dir)
         bound = CanvasLayout.from_description(manifest.fields, manifest.layout)
         loaded = load_checkpoint(checkpoint, expect_layout=bound.layout_hash())

@@ -108,9 +108,11 @@ def _field_module(cls: type, parent: ParentWeights, child: nn.Module) -> nn.Modu
             f"parent '{parent.name}' has d_model {parent.layout.d_model}, the child "
             f"{child.d_model}; a join needs one width"
         )
-    if cls is FieldEncoder:
-        return FieldEncoder(parent.layout, child.d_model)
-    return FieldDecoder(parent.layout, child.d_model)
+    module = (FieldEncoder if cls is FieldEncoder else FieldDecoder)(parent.layout, child.d_model)
+    frozen = {name for name, p in child.named_parameters() if not p.requires_grad}
+    for name, param in module.named_parameters():  # frozen as in the child (not saved)
+        param.requires_grad_(name not in frozen)
+    return module
 
 
 def _merge_parameter(

@@ -12,6 +12,7 @@ from pathlib import Path
 import platformdirs
 
 WAREHOUSE_ENV = "GUWM_WAREHOUSE"
+ARTIFACTS_ENV = "GUWM_ARTIFACTS"
 
 
 def data_dir() -> Path:
@@ -25,6 +26,15 @@ def default_warehouse_path() -> Path:
     if override:
         return Path(override).expanduser().resolve()
     return data_dir() / "warehouse.duckdb"
+
+
+def default_artifacts_dir() -> Path:
+    """Where canvases, checkpoints and reports go: `$GUWM_ARTIFACTS` if set, else an
+    `artifacts` folder beside the warehouse."""
+    override = os.environ.get(ARTIFACTS_ENV)
+    if override:
+        return Path(override).expanduser().resolve()
+    return default_warehouse_path().parent / "artifacts"
 
 
 @contextmanager
