@@ -9,6 +9,7 @@ from dagster_defs.definitions import defs
 from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
 from dagster_defs.training_assets import beats_baselines_on_validation
 from warehouse.cli import print_table
+from warehouse.paths import default_artifacts_dir
 
 COVERAGE_SQL = """\
 SELECT source,
@@ -45,7 +46,7 @@ def run_demo(
         path=str(warehouse_path) if warehouse_path else os.environ.get("GUWM_WAREHOUSE")
     )
     sources = SourcesResource(mode="synthetic", start_date=start, end_date=end, seed=seed)
-    artifacts = ArtifactsResource(root=str(warehouse.open().path.parent / "artifacts"))
+    artifacts = ArtifactsResource(root=str(default_artifacts_dir(warehouse.open().path)))
     graph = defs.resolve_asset_graph()
     print(
         f"materializing {len(list(graph.asset_nodes))} assets (synthetic world {start} .. "
@@ -161,6 +162,13 @@ def _print_evaluation(metadata: dict) -> None:
     for task, row in summary.items():
         ratios = " | ".join(f"{row['ratio'][b]:<14.3f}" for b in baselines)
         print(f"  {task:<8} {row['n']:>6} | {ratios}")
+    intervals = metadata.get("intervals") or {}
+    if intervals.get("cells"):
+        print(
+            f"\n-- 80% / 95% intervals (from validation errors) on {intervals['cells']} "
+            f"held-out forecast cells: coverage {intervals['coverage_80']:.1%} / "
+            f"{intervals['coverage_95']:.1%}, CRPS {intervals['crps']:.3f} (normalised)"
+        )
     if "regime_probe_accuracy" in metadata:
         print(
             f"\n-- regime probe (linear, blocked over time): accuracy "

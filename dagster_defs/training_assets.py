@@ -21,6 +21,7 @@ from training import FieldDecoder, FieldEncoder, MaskedCanvasTrainer, TrainConfi
 from training.baselines import AR1
 from training.evaluate import evaluate
 from training.inference import WorldModel
+from training.intervals import ERRORS, score, validation_errors
 from training.plots import plot_loss_curves
 from training.probe import (
     blocked_probe,
@@ -146,21 +147,24 @@ def world_model_validation(artifacts: ArtifactsResource) -> dg.MaterializeResult
     model = WorldModel.load(run_dir, canvas_dir=canvas_dir)
     train = ShardDataset(canvas_dir, split="train", layout=model.bound)
     val = ShardDataset(canvas_dir, split="val", layout=model.bound)
-    summary = (
-        evaluate(model.parts, val, dataset_train=train, tasks=GATE_TASKS).summary
-        if len(val)
-        else {}
-    )
-    result = gate(summary)  # no validation window: nothing to judge by, refused
+    report = evaluate(model.parts, val, dataset_train=train, tasks=GATE_TASKS) if len(val) else None
+    result = gate(report.summary if report else {})  # no validation window: refused
     (run_dir / VALIDATION).write_text(json.dumps(asdict(result)))
+    errors = validation_errors(report.predictions, _stds(model)) if report else {}
+    (run_dir / ERRORS).write_text(json.dumps(errors))
     return dg.MaterializeResult(
         metadata={
             "run": dg.MetadataValue.path(str(run_dir)),
             "validation_windows": len(val),
             "ratios": dg.MetadataValue.md(result.to_markdown()),
             "beats_baselines": result.passed,
+            "fields_with_intervals": len(errors),
         }
     )
+
+
+def _stds(model: WorldModel) -> dict[str, float]:
+    return {path: s["std"] for path, s in model.manifest.stats.items()}
 
 
 @dg.asset_check(
@@ -216,9 +220,22 @@ def world_model_evaluation(
     out = run_dir / "evaluation"
     report.save(out)
     plots = report.plots(out)
+    # the intervals as served: from the one-step errors on the validation period
+    val = ShardDataset(canvas_dir, split="val", layout=model.bound)
+    errors = (
+        validation_errors(
+            evaluate(model.parts, val, dataset_train=train, tasks=("forecast",)).predictions,
+            _stds(model),
+        )
+        if len(val)
+        else {}
+    )
+    intervals = score(report.predictions, errors, _stds(model))
+    (out / "intervals.json").write_text(json.dumps(intervals))
     metadata: dict[str, object] = {
         "report": dg.MetadataValue.md(report.to_markdown()),
         "summary": dg.MetadataValue.json(_summary_ratios(report.summary)),
+        "intervals": dg.MetadataValue.json(intervals),
         **{
             f"plot_{path.stem}": dg.MetadataValue.md(image_markdown(path, alt=path.stem))
             for path in plots

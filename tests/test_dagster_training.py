@@ -55,6 +55,9 @@ def test_the_asset_graph_trains_and_evaluates(tmp_path):
         "dfm",
     }
     assert 0 <= evaluation["regime_probe_accuracy"] <= 1
+    intervals = evaluation["intervals"]  # from the validation errors of world_model_validation
+    assert intervals["cells"] > 0 and 0 <= intervals["coverage_80"] <= intervals["coverage_95"]
+    assert events["world_model_validation"]["fields_with_intervals"] > 0
     assert "data:image/png;base64" in evaluation["regime_timeline"]
     assert events["curriculum_summary"]["trained"] == 12
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}

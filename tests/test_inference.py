@@ -133,3 +133,36 @@ def test_a_window_at_a_moment_holds_exactly_what_was_released_by_then(loaded, ho
     assert present <= set(released), f"released after {moment}: {present - set(released)}"
     levels = {p for p in released if bound.fields[bound.index[p]].transform == "level"}
     assert levels - set(manifest.untrained_fields) <= present
+
+
+def test_guwm_nowcast_serves_the_promoted_run_with_intervals(trained, capsys):
+    """A run promoted under the warehouse's artifacts answers `guwm nowcast` with the
+    level nowcast inside its 80% interval, and the latest value released by the date."""
+    import json
+
+    from canvas.shards import ShardDataset
+    from training.evaluate import evaluate
+    from training.intervals import ERRORS, validation_errors
+    from training.serving import GateResult, promote
+    from warehouse.cli import main
+    from warehouse.paths import default_artifacts_dir
+
+    wh, root, bound, manifest, _ = trained
+    model = WorldModel.load(root / "run", canvas_dir=root / "canvas")
+    train = ShardDataset(root / "canvas", split="train", layout=bound)
+    val = ShardDataset(root / "canvas", split="val", layout=bound)
+    report = evaluate(model.parts, val, dataset_train=train, tasks=("forecast",))
+    stds = {p: s["std"] for p, s in manifest.stats.items()}
+    (root / "run" / ERRORS).write_text(json.dumps(validation_errors(report.predictions, stds)))
+    served_root = default_artifacts_dir(wh.path) / "world_model"  # where guwm looks
+    promote(served_root, root / "run", root / "canvas", GateResult(True, {}, []))
+
+    assert (
+        main(["--warehouse", str(wh.path), "nowcast", "2015-06-15", VIX, "--format", "json"]) == 0
+    )
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["lower_80"] <= row["prediction"] <= row["upper_80"]
+    known = wh.as_of("2015-06-15", VIX, start="2015-06-01", end="2015-06-30")
+    assert row["latest"] == pytest.approx(known["value"][-1])
+    assert row["released_at"] <= "2015-06-15"
+    assert main(["--warehouse", str(wh.path), "nowcast", "2015-06-15", "financial.nothing"]) == 1

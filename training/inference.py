@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fnmatch
+import json
 import math
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +31,7 @@ from canvas.shards import ShardDataset
 from training.backbones import build_backbone
 from training.checkpoint import load_checkpoint, load_trainable_state
 from training.fields import FieldDecoder, FieldEncoder
+from training.intervals import ERRORS, interval
 from training.predict import forward_canvas
 from training.serving import served
 from warehouse.paths import default_artifacts_dir
@@ -53,6 +55,8 @@ class WorldModel(nn.Module):
         self.encoder = FieldEncoder(bound)
         self.backbone = build_backbone(backbone, bound, **dict(backbone_kwargs or {}))
         self.decoder = FieldDecoder(bound)
+        # normalised validation errors per field (training.intervals): the intervals
+        self.errors: dict[str, list[float]] = {}
 
     @classmethod
     def load(
@@ -93,6 +97,10 @@ class WorldModel(nn.Module):
             )
         model = cls(bound, manifest, backbone=spec["name"], backbone_kwargs=spec.get("kwargs"))
         load_trainable_state(model.parts, loaded.weights)
+        for folder in (Path(checkpoint), Path(checkpoint).parent):
+            if (folder / ERRORS).is_file():
+                model.errors = json.loads((folder / ERRORS).read_text())
+                break
         return model.eval()
 
     @property
@@ -174,31 +182,35 @@ class WorldModel(nn.Module):
     ) -> pl.DataFrame:
         """Nowcasts of `fields` (paths, prefixes or globs; default all) for the date's step.
 
-        Columns: field_path, unit, prediction, observed (the value known by the date, if
-        any), all in the field's own units: a differenced field's prediction is its level,
-        from the latest level known before the step.
+        Columns: field_path, unit, prediction, lower_80 and upper_80 (the 80% interval
+        from the run's validation errors, where it has them), observed (the value known by
+        the date, if any), all in the field's own units: a differenced field's prediction
+        is its level, from the latest level known before the step.
         """
         index = self._select(fields)
         with self._window(warehouse, date, sources) as window:
             last = [len(window) - 1]
             batch = window.__getitems__(last)
-            predicted = window.in_field_units(self.nowcast(batch)["values"], last)[0, -1]
+            nowcast = self.nowcast(batch)["values"]
+            offsets = torch.zeros(2, *nowcast.shape[1:])
+            for f, path in enumerate(self.bound.paths):
+                if path in self.errors:
+                    offsets[:, -1, f] = torch.tensor(interval(self.errors[path], 0.8))
+            predicted = window.in_field_units(nowcast, last)[0, -1]
+            lower, upper = (window.in_field_units(nowcast + o, last)[0, -1] for o in offsets)
             observed = window.in_field_units(batch["values"], last)[0, -1]
         present = batch["presence"][0, -1] > 0
-        return pl.DataFrame(
-            {
-                "field_path": [self.bound.paths[i] for i in index],
-                "unit": [self.bound.fields[i].unit for i in index],
-                "prediction": [_number(predicted[i]) for i in index],
-                "observed": [_number(observed[i]) if present[i] else None for i in index],
-            },
-            schema={
-                "field_path": pl.Utf8,
-                "unit": pl.Utf8,
-                "prediction": pl.Float64,
-                "observed": pl.Float64,
-            },
-        )
+        ranged = {i for i in index if self.bound.paths[i] in self.errors}
+        columns = {
+            "field_path": [self.bound.paths[i] for i in index],
+            "unit": [self.bound.fields[i].unit for i in index],
+            "prediction": [_number(predicted[i]) for i in index],
+            "lower_80": [_number(lower[i]) if i in ranged else None for i in index],
+            "upper_80": [_number(upper[i]) if i in ranged else None for i in index],
+            "observed": [_number(observed[i]) if present[i] else None for i in index],
+        }
+        types = {k: pl.Float64 for k in columns} | {"field_path": pl.Utf8, "unit": pl.Utf8}
+        return pl.DataFrame(columns, schema=types)
 
     def _select(self, patterns: Sequence[str] | None) -> list[int]:
         scalar = [i for i, f in enumerate(self.bound.fields) if not (f.latent or f.is_vector)]

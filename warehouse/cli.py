@@ -110,6 +110,33 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.warehouse, start=args.start, end=args.end, seed=args.seed)
 
 
+def cmd_nowcast(args: argparse.Namespace) -> None:
+    """Nowcast fields for a date from what the warehouse had released by then, with the
+    served world model (or --run/--canvas): each field in its own units with an 80%
+    interval, beside its latest released value and when that was released."""
+    from training.inference import WorldModel
+    from warehouse.paths import default_artifacts_dir
+
+    wh = _warehouse(args, read_only=True)
+    if args.run:
+        model = WorldModel.load(args.run, canvas_dir=args.canvas or Path(args.run) / "canvas")
+    else:
+        model = WorldModel.load(served_root=default_artifacts_dir(wh.path) / "world_model")
+    frame = model.predict_date(wh, args.date, fields=args.fields or None)
+    released = (
+        wh.as_of(args.date, frame["field_path"].to_list())
+        .sort("observed_at")
+        .group_by("field_path")
+        .agg(
+            pl.col("value").last().alias("latest"),
+            pl.col("observed_at").last().dt.date().alias("latest_for"),
+            pl.col("known_at").last().alias("released_at"),
+        )
+    )
+    frame = frame.drop("observed").join(released, on="field_path", how="left")
+    _write(frame, args.format, None, args.max_rows)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="guwm",
@@ -156,6 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", default="2024-12-31")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "nowcast", help="nowcast fields for a date (served model)", description=cmd_nowcast.__doc__
+    )
+    p.add_argument("date", help="the moment: YYYY-MM-DD[THH:MM]")
+    p.add_argument("fields", nargs="*", help="paths, prefixes or globs (default: all)")
+    p.add_argument("--run", help="a run directory instead of the served model")
+    p.add_argument("--canvas", help="the run's canvas directory (default: RUN/canvas)")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--max-rows", type=int, default=50, help="rows shown in table format")
+    p.set_defaults(func=cmd_nowcast)
 
     from training.cli import add_parser as add_curriculum_parser
 

@@ -28,13 +28,13 @@ def default_warehouse_path() -> Path:
     return data_dir() / "warehouse.duckdb"
 
 
-def default_artifacts_dir() -> Path:
+def default_artifacts_dir(warehouse: str | Path | None = None) -> Path:
     """Where canvases, checkpoints and reports go: `$GUWM_ARTIFACTS` if set, else an
-    `artifacts` folder beside the warehouse."""
+    `artifacts` folder beside `warehouse` (default: the default warehouse)."""
     override = os.environ.get(ARTIFACTS_ENV)
     if override:
         return Path(override).expanduser().resolve()
-    return default_warehouse_path().parent / "artifacts"
+    return Path(warehouse or default_warehouse_path()).parent / "artifacts"
 
 
 @contextmanager
