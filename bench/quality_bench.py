@@ -77,6 +77,23 @@ def _add_ratios(result: BenchResult, data: str, summary: dict) -> None:
             )
 
 
+def _add_intervals(result: BenchResult, data: str, metadata: dict) -> None:
+    """Coverage of the 80% and 95% intervals (from validation errors) on test cells."""
+    intervals = metadata.get("intervals") or {}
+    if not intervals.get("cells"):
+        return
+    for level in (80, 95):
+        result.add(
+            f"{data}: {level}% interval coverage",
+            intervals[f"coverage_{level}"],
+            "",
+            "nominal",
+            level / 100,
+            note=f"{intervals['cells']:,} held-out forecast cells; CRPS "
+            f"{intervals['crps']:.3f} (normalised)",
+        )
+
+
 def run(*, quick: bool = False) -> BenchResult:
     """Recorded real data (2005 on; skipped when absent) and the synthetic world."""
     steps = 60 if quick else 300
@@ -91,6 +108,7 @@ def run(*, quick: bool = False) -> BenchResult:
                 steps,
             )
             _add_ratios(result, "recorded", real["summary"])
+            _add_intervals(result, "recorded", real["metadata"])
         else:
             print(f"[bench] quality: no recorded data at {RECORDED}; real-data rows skipped")
         synthetic = _evaluate(
@@ -101,6 +119,7 @@ def run(*, quick: bool = False) -> BenchResult:
             steps,
         )
     _add_ratios(result, "synthetic", synthetic["summary"])
+    _add_intervals(result, "synthetic", synthetic["metadata"])
     probe = synthetic["metadata"]
     result.add(
         "synthetic: regime probe accuracy",
