@@ -29,6 +29,7 @@ from training.probe import (
     plot_regime_timeline,
     raw_inputs,
     regime_latent,
+    window_factors,
 )
 from training.serving import GATE_TASKS, GateResult, gate, promote, served
 
@@ -216,7 +217,17 @@ def world_model_evaluation(
     model = WorldModel.load(run_dir, canvas_dir=canvas_dir)
     train = ShardDataset(canvas_dir, split="train", layout=model.bound)
     test = ShardDataset(canvas_dir, split="test", layout=model.bound)
-    report = evaluate(model.parts, test, dataset_train=train)
+    settings = sources.settings()
+    world = synthetic_world(settings.synthetic_config) if settings.mode == "synthetic" else None
+    factors = (
+        tuple(
+            window_factors(_window_days(d), model.bound.T, model.bound.step, world.regimes)
+            for d in (train, test)
+        )
+        if world is not None
+        else None
+    )
+    report = evaluate(model.parts, test, dataset_train=train, factors=factors)
     out = run_dir / "evaluation"
     report.save(out)
     plots = report.plots(out)
@@ -241,11 +252,10 @@ def world_model_evaluation(
             for path in plots
         },
     }
-    settings = sources.settings()
-    if settings.mode == "synthetic":
+    if world is not None:
         every = ShardDataset(canvas_dir, split=None, layout=model.bound)
         days = _window_days(every)
-        labels = labels_for(days, synthetic_world(settings.synthetic_config).regimes)
+        labels = labels_for(days, world.regimes)
         probe = blocked_probe(regime_latent(model, every), labels, raw=raw_inputs(every))
         timeline = plot_regime_timeline(
             days.astype("datetime64[D]"),

@@ -53,7 +53,11 @@ def test_the_asset_graph_trains_and_evaluates(tmp_path):
         "ar1",
         "ridge",
         "dfm",
+        "oracle",
     }
+    # the synthetic world's hidden factors give the oracle its regressors
+    for task in ("forecast", "nowcast", "fields"):
+        assert evaluation["summary"][task]["ratio"]["oracle"] > 0, task
     assert 0 <= evaluation["regime_probe_accuracy"] <= 1
     intervals = evaluation["intervals"]  # from the validation errors of world_model_validation
     assert intervals["cells"] > 0 and 0 <= intervals["coverage_80"] <= intervals["coverage_95"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import warnings
@@ -20,6 +21,7 @@ from training.backbones import build_backbone
 from training.baselines import (
     AR1,
     DynamicFactor,
+    Oracle,
     Ridge,
     ar1,
     dynamic_factor,
@@ -38,6 +40,7 @@ from training.probe import (
     raw_inputs,
     regime_latent,
     regime_probe,
+    window_factors,
 )
 from warehouse.store import Warehouse
 
@@ -197,6 +200,42 @@ def test_ridge_chooses_its_penalty_on_the_last_training_windows():
     assert Ridge.fit(values, presence, [hidden]).penalty > min(Ridge.PENALTIES)
     values[:, 1, 0] = values[:, 1, 1:].sum(axis=1)
     assert Ridge.fit(values, presence, [hidden]).penalty == min(Ridge.PENALTIES)
+
+
+def test_the_oracle_is_least_squares_on_the_factors_by_hand():
+    """T=2, one factor: a cell's regressors are the factor at its step and at the step
+    before (the first step's own for the first), the field's value at the step before
+    (0 and a found flag of 0 at the first step), and 1."""
+    rng = np.random.default_rng(5)
+    g = rng.standard_normal((40, 2, 1))
+    values = np.zeros((40, 2, 2))
+    values[:, :, 0] = 0.5 + 2 * g[..., 0]  # an exact function of the factor
+    values[:, :, 1] = rng.standard_normal((40, 2))
+    presence = np.ones(values.shape)
+    oracle = Oracle.fit(values, presence, g)
+    x0 = values[:, 0, 1]
+    X = np.concatenate(
+        [
+            np.stack([g[:, 0, 0], g[:, 0, 0], np.zeros(40), np.zeros(40), np.ones(40)], 1),
+            np.stack([g[:, 1, 0], g[:, 0, 0], x0, np.ones(40), np.ones(40)], 1),
+        ]
+    )
+    y = np.concatenate([values[:, 0, 1], values[:, 1, 1]])
+    by_hand = np.linalg.solve(X.T @ X, X.T @ y)
+    np.testing.assert_allclose(oracle.coef[1], by_hand, rtol=1e-6, atol=1e-9)
+    predicted = oracle.predictor(g)(values, presence, np.zeros(values.shape, dtype=bool))
+    np.testing.assert_allclose(predicted[..., 0], values[..., 0], atol=1e-5)
+
+
+def test_window_factors_average_each_step_of_each_window():
+    days = pl.date_range(dt.date(2020, 1, 1), dt.date(2020, 3, 31), "1d", eager=True)
+    growth = np.where(days.dt.month() == 1, 1.0, np.where(days.dt.month() == 2, 2.0, 4.0))
+    regimes = pl.DataFrame({"date": days, "regime_name": "x", "growth": growth})
+    ends = np.array([np.datetime64("2020-02-01"), np.datetime64("2020-03-01")])
+    got = window_factors(ends.astype(np.int64), 2, "1mo", regimes)
+    np.testing.assert_array_equal(got[..., 0], [[1.0, 2.0], [2.0, 4.0]])
+    with pytest.raises(ValueError, match="do not cover"):
+        window_factors(np.array([np.datetime64("2020-05-01")]).astype(np.int64), 2, "1mo", regimes)
 
 
 def test_dfm_nowcasts_a_one_factor_panel_better_than_the_mean():

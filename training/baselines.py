@@ -18,6 +18,9 @@ a hidden value. Everything is NumPy over whole arrays.
   of its step and every field's last visible value before it, fitted on the training
   windows hidden as the task hides them; the penalty is chosen on the last 20% of the
   training windows.
+* `Oracle` (synthetic world only): per field, least squares on the hidden factors of
+  the window through the cell's step and the field's last visible value. It is no floor
+  for what the fields share beyond the factors (same-step co-movements, release noise).
 * `dynamic_factor` / `DynamicFactor`: statsmodels' `DynamicFactorMQ` (EM, idiosyncratic
   AR(1) components, factor order 1) fitted on the training period's panel: one row per
   step holding each field's latest vintage seen by the training windows. It covers the
@@ -35,6 +38,7 @@ a hidden value. Everything is NumPy over whole arrays.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -225,6 +229,74 @@ class Ridge:
         x = panel_features(values, presence, hidden)
         out = np.einsum("ntk,fk->ntf", x, self.coef[:, :-1]) + self.coef[:, -1]
         return out.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """The synthetic world's oracle: per field, least squares of a cell on the hidden
+    factors of every step of its window up to the cell's (`factors`, (N, T, K) per
+    window: known to the world, never to the model) and, like AR(1), the field's last
+    visible value before the cell; fitted on the training windows' observed cells.
+    `coef` (F, T * K + 3) ends with the lag weight, a found flag and the intercept."""
+
+    coef: np.ndarray
+    fitted: np.ndarray
+
+    @classmethod
+    def fit(
+        cls, train_values: np.ndarray, train_presence: np.ndarray, train_factors: np.ndarray
+    ) -> Oracle:
+        """Normal equations per field over the observed cells (a 1e-9 jitter keeps a
+        field with collinear regressors solvable)."""
+        hidden = np.zeros(train_values.shape, dtype=bool)
+        F = train_values.shape[-1]
+        coef, fitted = [], np.zeros(F, dtype=bool)
+        for f in range(F):
+            x = cls._design(train_factors, train_values, train_presence, hidden, f)
+            seen = train_presence[..., f] > 0
+            k = x.shape[-1]
+            coef.append(np.zeros(k))
+            if seen.sum() < k:
+                continue
+            rows, y = x[seen], train_values[..., f][seen].astype(np.float64)
+            coef[f] = np.linalg.solve(rows.T @ rows + _JITTER * np.eye(k), rows.T @ y)
+            fitted[f] = True
+        return cls(coef=np.stack(coef), fitted=fitted)
+
+    @staticmethod
+    def _design(
+        factors: np.ndarray, values: np.ndarray, presence: np.ndarray, hidden: np.ndarray, f: int
+    ) -> np.ndarray:
+        """(N, T, T * K + 3) regressors of field f's cells: the factors at lags 0 .. T-1
+        of the cell's step (a lag before the window repeats its first step), the field's
+        last visible value strictly before the cell, whether there is one, and 1."""
+        N, T, K = factors.shape
+        lag = np.arange(T)[:, None] - np.arange(T)[None, :]  # (step, lag) -> source step
+        lagged = factors[:, np.maximum(lag, 0)].reshape(N, T, T * K)
+        visible = (presence[..., f] > 0) & ~hidden[..., f]
+        shifted = np.concatenate([np.zeros((N, 1), dtype=bool), visible[:, :-1]], axis=1)
+        before = np.concatenate([np.zeros((N, 1)), values[:, :-1, f]], axis=1)
+        last, _, found = last_visible(
+            before[..., None], shifted[..., None], np.zeros((N, T, 1), dtype=bool)
+        )
+        return np.concatenate(
+            [lagged, last, found.astype(np.float64), np.ones((N, T, 1))], axis=-1
+        ).astype(np.float64)
+
+    def predictor(
+        self, factors: np.ndarray
+    ) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+        """The oracle as a baseline for the windows whose factors are `factors` (NaN for
+        fields it could not fit)."""
+
+        def predict(values: np.ndarray, presence: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+            out = np.full(values.shape, np.nan, dtype=np.float32)
+            for f in np.flatnonzero(self.fitted):
+                x = self._design(factors, values, presence, hidden, f)
+                out[..., f] = x @ self.coef[f]
+            return out
+
+        return predict
 
 
 def training_panel(

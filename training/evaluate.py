@@ -53,6 +53,7 @@ from canvas.shards import ShardDataset
 from training.baselines import (
     AR1,
     DynamicFactor,
+    Oracle,
     Ridge,
     persistence,
     step_index,
@@ -62,7 +63,7 @@ from training.masked import MaskedCanvasTrainer
 from training.masking import field_groups
 
 TASKS = ("forecast", "nowcast", "fields")
-PREDICTORS = ("model", "persistence", "mean", "ar1", "ridge", "dfm")
+PREDICTORS = ("model", "persistence", "mean", "ar1", "ridge", "dfm", "oracle")
 BASELINES = PREDICTORS[1:]
 N_KEY_FIELDS = 4
 CanvasDataset = HeterogeneousDataset | ShardDataset
@@ -210,6 +211,7 @@ def evaluate(
     tasks: Sequence[str] = TASKS,
     batch_size: int = 64,
     dfm_options: Mapping[str, Any] | None = None,
+    factors: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> EvaluationReport:
     """Score the model and the baselines on `dataset_test` (see the module doc).
 
@@ -217,6 +219,8 @@ def evaluate(
     and ``device``, such as MaskedCanvasTrainer) or its modules ``{"encoder",
     "backbone", "decoder"}``. `dataset_train` (same layout and normalisation) fits the
     AR(1) and the dynamic factor model; `dfm_options` go to ``DynamicFactor.fit``.
+    `factors` (the hidden factors per training and test window, (N, T, K) each; the
+    synthetic world's truth) adds the oracle; without them it is n/a.
     """
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown or not tasks:
@@ -239,6 +243,9 @@ def evaluate(
         "mean": training_mean,
         "ar1": AR1.fit(train.values, train.presence).predict,
         "dfm": dfm.predict,
+        "oracle": Oracle.fit(train.values, train.presence, factors[0]).predictor(factors[1])
+        if factors is not None
+        else _not_available,
     }
     mean, std = np.asarray(dataset_test.mean), np.asarray(dataset_test.std)
     tables, predictions = [], pl.DataFrame()
@@ -275,6 +282,10 @@ def evaluate(
 
 
 # -- inputs ----------------------------------------------------------------------------
+
+
+def _not_available(values: np.ndarray, presence: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+    return np.full(values.shape, np.nan, dtype=np.float32)
 
 
 def _check_compatible(test: CanvasDataset, train: CanvasDataset) -> None:

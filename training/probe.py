@@ -34,6 +34,7 @@ import torch
 from canvas.dataset import HeterogeneousDataset
 from canvas.layout import CanvasLayout
 from canvas.shards import ShardDataset
+from training.baselines import step_index
 
 log = logging.getLogger("guwm.training")
 CanvasDataset = HeterogeneousDataset | ShardDataset
@@ -130,6 +131,26 @@ def labels_for(window_end: np.ndarray, regimes: pl.DataFrame) -> np.ndarray:
         first = np.datetime64(int(days[row < 0].min()), "D")
         raise ValueError(f"no regime known at {first}; the regimes start at {table['date'][0]}")
     return table["regime_name"].to_numpy()[row]
+
+
+def window_factors(window_end: np.ndarray, T: int, step: str, regimes: pl.DataFrame) -> np.ndarray:
+    """(N, T, K) the hidden factors of ``world.regimes`` averaged over each step of each
+    window (window ends in days since 1970, `step` the layout's): the oracle's inputs."""
+    columns = [c for c, t in regimes.schema.items() if t.is_float()]
+    daily = regimes.sort("date")
+    steps = step_index(daily["date"].to_numpy().astype("datetime64[D]").astype(np.int64), step)
+    means = (
+        daily.select(columns)
+        .with_columns(step=pl.Series(steps))
+        .group_by("step", maintain_order=True)
+        .mean()
+    )
+    known = means["step"].to_numpy()
+    wanted = step_index(np.asarray(window_end), step)[:, None] - (T - 1) + np.arange(T)
+    row = np.searchsorted(known, wanted)
+    if (row >= len(known)).any() or (known[np.minimum(row, len(known) - 1)] != wanted).any():
+        raise ValueError("the regimes do not cover every step of the windows")
+    return means.select(columns).to_numpy()[row]
 
 
 def _fit_score(
