@@ -26,6 +26,7 @@ BASELINES = {
     "ar1": "AR(1)",
     "ridge": "ridge on the panel",
     "dfm": "DynamicFactorMQ",
+    "oracle": "oracle on the hidden factors",
 }
 RECORDED = Path(
     os.environ.get("GUWM_RECORDED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
