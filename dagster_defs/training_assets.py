@@ -52,12 +52,6 @@ class WorldModelConfig(dg.Config):
     pretrained_model_id: str = "THUDM/CogVideoX-2b"
 
 
-class EvaluationConfig(dg.Config):
-    """Which trained run to evaluate (the backbone of the `world_model` run)."""
-
-    backbone: str = "scratch"
-
-
 def build_trainer(config: WorldModelConfig, bound: CanvasLayout, run_dir) -> MaskedCanvasTrainer:
     """Encoder, backbone and decoder for `bound`, in a trainer writing to `run_dir`."""
     torch.manual_seed(config.seed)
@@ -144,7 +138,7 @@ def world_model(
 )
 def world_model_validation(artifacts: ArtifactsResource) -> dg.MaterializeResult:
     canvas_dir = artifacts.path("canvas")
-    run_dir = Path(json.loads(artifacts.path("world_model", LATEST).read_text())["run"])
+    run_dir = _latest_run(artifacts)
     model = WorldModel.load(run_dir, canvas_dir=canvas_dir)
     train = ShardDataset(canvas_dir, split="train", layout=model.bound)
     val = ShardDataset(canvas_dir, split="val", layout=model.bound)
@@ -164,6 +158,11 @@ def world_model_validation(artifacts: ArtifactsResource) -> dg.MaterializeResult
     )
 
 
+def _latest_run(artifacts: ArtifactsResource) -> Path:
+    """The run the world_model asset trained last."""
+    return Path(json.loads(artifacts.path("world_model", LATEST).read_text())["run"])
+
+
 def _stds(model: WorldModel) -> dict[str, float]:
     return {path: s["std"] for path, s in model.manifest.stats.items()}
 
@@ -177,7 +176,7 @@ def _stds(model: WorldModel) -> dict[str, float]:
 )
 def beats_baselines_on_validation(artifacts: ArtifactsResource) -> dg.AssetCheckResult:
     root = artifacts.path("world_model")
-    run_dir = Path(json.loads((root / LATEST).read_text())["run"])
+    run_dir = _latest_run(artifacts)
     result = GateResult(**json.loads((run_dir / VALIDATION).read_text()))
     if result.passed:
         promote(root, run_dir, artifacts.path("canvas"), result)
@@ -207,13 +206,11 @@ def _window_days(dataset: ShardDataset) -> np.ndarray:
 )
 def world_model_evaluation(
     context: dg.AssetExecutionContext,
-    config: EvaluationConfig,
     artifacts: ArtifactsResource,
     sources: SourcesResource,
 ) -> dg.MaterializeResult:
     canvas_dir = artifacts.path("canvas")
-    manifest = CanvasManifest.load(canvas_dir)
-    run_dir = artifacts.path("world_model", f"{manifest.layout_hash}-{config.backbone}")
+    run_dir = _latest_run(artifacts)
     model = WorldModel.load(run_dir, canvas_dir=canvas_dir)
     train = ShardDataset(canvas_dir, split="train", layout=model.bound)
     test = ShardDataset(canvas_dir, split="test", layout=model.bound)

@@ -102,13 +102,7 @@ class Field:
             value = getattr(self, attr)
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"field {path!r}: {attr} must be a non-empty string")
-        try:
-            object.__setattr__(self, "period", Period(self.period))
-        except ValueError:
-            raise ValueError(
-                f"field {path!r}: unknown period {self.period!r}; "
-                f"expected one of {', '.join(Period)}"
-            ) from None
+        self._coerce("period", Period)
         if isinstance(self.dimension, bool) or not isinstance(self.dimension, int):
             raise ValueError(f"field {path!r}: dimension must be an int, got {self.dimension!r}")
         if self.dimension < 1:
@@ -124,13 +118,7 @@ class Field:
                 f"field {path!r}: loss_weight must be a finite number > 0, got {weight!r}"
             )
         object.__setattr__(self, "loss_weight", float(weight))
-        try:
-            object.__setattr__(self, "transform", Transform(self.transform))
-        except ValueError:
-            raise ValueError(
-                f"field {path!r}: unknown transform {self.transform!r}; "
-                f"expected one of {', '.join(Transform)}"
-            ) from None
+        self._coerce("transform", Transform)
         if self.transform != Transform.LEVEL and (self.latent or self.dimension > 1):
             raise ValueError(f"field {path!r}: latent and vector fields are modelled as levels")
         if not isinstance(self.latent, bool):
@@ -139,6 +127,16 @@ class Field:
             raise ValueError(
                 f"field {path!r}: a latent field must be scalar, got dimension {self.dimension}"
             )
+
+    def _coerce(self, attr: str, kind: type[StrEnum]) -> None:
+        """Store `attr` as a member of `kind`, or fail naming the field and the choices."""
+        value = getattr(self, attr)
+        try:
+            object.__setattr__(self, attr, kind(value))
+        except ValueError:
+            raise ValueError(
+                f"field {self.path!r}: unknown {attr} {value!r}; expected one of {', '.join(kind)}"
+            ) from None
 
     @property
     def domain(self) -> str:
