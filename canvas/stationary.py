@@ -59,18 +59,20 @@ def inverse(codes: np.ndarray, t: np.ndarray, previous: np.ndarray) -> np.ndarra
 def stationary_placements(
     p: Placements, raw: np.ndarray, codes: np.ndarray
 ) -> tuple[Placements, np.ndarray, np.ndarray]:
-    """Placements in (field, window, slot) order, each one's transformed value (NaN where
-    undefined: leave that cell absent) and the level it was transformed from.
+    """The placements (in (field, window, slot) order when any field is differenced or
+    logged), each one's transformed value (NaN where undefined: leave that cell absent)
+    and the level it was transformed from.
 
     `raw` holds the level of each source row (`p.row` indexes it); `codes` the transform
     code per field. Vector fields are levels: their value is whatever `raw` holds.
     """
+    if not (codes[p.field] != LEVEL).any():  # levels only: no order needed, nothing to do
+        x = raw[p.row].astype(np.float64)
+        return p, x, x
     order = np.lexsort((p.slot, p.window, p.field))
     p = Placements(p.window[order], p.slot[order], p.field[order], p.row[order])
     x = raw[p.row].astype(np.float64)
     code = codes[p.field]
-    if not (code != LEVEL).any():
-        return p, x, x
     same = np.r_[False, (p.field[1:] == p.field[:-1]) & (p.window[1:] == p.window[:-1])]
     previous = np.where(same, np.r_[np.nan, x[:-1]], np.nan)
     t = np.where(code == LEVEL, x, forward(code, x, previous))
