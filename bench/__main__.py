@@ -3,6 +3,7 @@
 python -m bench            # full sizes
 python -m bench --quick    # small sizes, a smoke run
 python -m bench --only ingest
+python -m bench --only choices   # the world model's choices on validation
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ BENCHMARKS = {
     "canvas": "bench.canvas_bench",
     "training": "bench.training_bench",
     "quality": "bench.quality_bench",
+    "choices": "bench.choices_bench",
 }
 RESULTS = Path(__file__).parent / "results"
 

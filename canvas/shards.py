@@ -104,6 +104,11 @@ class ShardDataset(Dataset):
         """(F,) normalisation standard deviations (the manifest's)."""
         return self.manifest.std
 
+    @property
+    def window_days(self) -> np.ndarray:
+        """(n,) int64 day (since 1970-01-01) of each window's last step, in window order."""
+        return self._window_days[self.first : self.first + len(self)]
+
     def __len__(self) -> int:
         return self.end - self.first
 

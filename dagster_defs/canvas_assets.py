@@ -10,6 +10,7 @@ from dagster_defs.ingest_assets import OWNERS, ingest_assets
 from dagster_defs.metadata import image_markdown
 from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
 from ingest.sources import SOURCES
+from warehouse.catalog import HISTORY_START
 from warehouse.lake import LakeReader
 
 
@@ -20,7 +21,7 @@ class CanvasConfig(dg.Config):
     T: int = 12
     step: str = "1mo"
     d_model: int = 64
-    start: str = "2005-01-01"
+    start: str = HISTORY_START
     end: str | None = None  # default: the last observation in the warehouse
     train_end: str | None = None
     val_end: str | None = None

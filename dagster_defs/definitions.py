@@ -22,6 +22,7 @@ from dagster_defs.training_assets import (
     world_model_evaluation,
     world_model_validation,
 )
+from warehouse.catalog import HISTORY_START
 
 
 def _sources_from_env() -> SourcesResource:
@@ -29,7 +30,7 @@ def _sources_from_env() -> SourcesResource:
     return SourcesResource(
         mode=os.environ.get("GUWM_SOURCE_MODE", "synthetic"),
         recorded_dir=os.environ.get("GUWM_RECORDED_DATA"),
-        start_date=os.environ.get("GUWM_START_DATE", "2005-01-01"),
+        start_date=os.environ.get("GUWM_START_DATE", HISTORY_START),
         # An EnvVar is resolved at run time and never shown in the UI or run config.
         fred_api_key=dg.EnvVar("FRED_API_KEY") if os.environ.get("FRED_API_KEY") else None,
         news_path=os.environ.get("GUWM_NEWS_PATH"),

@@ -8,6 +8,7 @@ import dagster as dg
 from dagster_defs.definitions import defs
 from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
 from dagster_defs.training_assets import beats_baselines_on_validation
+from warehouse.catalog import HISTORY_START
 from warehouse.cli import print_table
 from warehouse.paths import default_artifacts_dir
 
@@ -37,7 +38,7 @@ LIMIT 6"""
 def run_demo(
     warehouse_path: str | os.PathLike[str] | None = None,
     *,
-    start: str = "2005-01-01",
+    start: str = HISTORY_START,
     end: str = "2024-12-31",
     seed: int = 0,
 ) -> dg.ExecuteInProcessResult:
@@ -169,6 +170,14 @@ def _print_evaluation(metadata: dict) -> None:
             f"held-out forecast cells: coverage {intervals['coverage_80']:.1%} / "
             f"{intervals['coverage_95']:.1%}, CRPS {intervals['crps']:.3f} (normalised)"
         )
+        dfm, same = intervals.get("dfm") or {}, intervals.get("model_on_dfm_cells") or {}
+        if dfm.get("cells"):
+            print(
+                f"   on the {dfm['cells']} cells the DFM covers: the DFM's Gaussian intervals "
+                f"{dfm['coverage_80']:.1%} / {dfm['coverage_95']:.1%}, CRPS {dfm['crps']:.3f}; "
+                f"the model's {same['coverage_80']:.1%} / {same['coverage_95']:.1%}, "
+                f"CRPS {same['crps']:.3f}"
+            )
     if "regime_probe_accuracy" in metadata:
         print(
             f"\n-- regime probe (linear, blocked over time): accuracy "

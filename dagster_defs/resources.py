@@ -6,7 +6,7 @@ import dagster as dg
 
 from ingest.sources import SourceSettings
 from training.llm import LLMProvider
-from warehouse.catalog import LARGE_CAP_TICKERS
+from warehouse.catalog import HISTORY_START, LARGE_CAP_TICKERS
 from warehouse.paths import default_artifacts_dir
 from warehouse.store import Warehouse
 
@@ -30,7 +30,7 @@ class SourcesResource(dg.ConfigurableResource):
 
     mode: str = "synthetic"
     recorded_dir: str | None = None
-    start_date: str = "2005-01-01"
+    start_date: str = HISTORY_START
     end_date: str | None = None
     seed: int = 0
     tickers: list[str] = list(LARGE_CAP_TICKERS)

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
+import polars as pl
 import torch
 
 from canvas.layout import CanvasLayout
@@ -19,10 +19,11 @@ from dagster_defs.resources import ArtifactsResource, SourcesResource
 from ingest.sources import synthetic_world
 from training import FieldDecoder, FieldEncoder, MaskedCanvasTrainer, TrainConfig, build_backbone
 from training.baselines import AR1
+from training.config import FORECAST_MASKING, MaskingConfig
 from training.evaluate import EvaluationReport, evaluate
 from training.inference import WorldModel
-from training.intervals import ERRORS, score, validation_errors
-from training.plots import plot_loss_curves
+from training.intervals import ERRORS, fan, score, score_gaussian, validation_errors
+from training.plots import plot_fans, plot_loss_curves
 from training.probe import (
     blocked_probe,
     labels_for,
@@ -43,17 +44,25 @@ class WorldModelConfig(dg.Config):
     backbone: str = "scratch"
     n_layers: int = 2
     attention: str = "factorized"  # scratch: "full" attends over every position
-    n_steps: int = 300
+    n_steps: int = 900
     batch_size: int = 16
     lr: float = 1e-3
     patience: int = 5  # validation checks (every n_steps / 20) without improvement
+    # the validation loss early stopping watches: "forecast" (every field's last step
+    # hidden, the gate's task) or "training_mix" (the masks training draws)
+    stop_on: str = "forecast"
     seed: int = 0
     device: str = "cpu"
     pretrained_model_id: str = "THUDM/CogVideoX-2b"
 
 
+STOP_ON = {"forecast": FORECAST_MASKING, "training_mix": MaskingConfig()}
+
+
 def build_trainer(config: WorldModelConfig, bound: CanvasLayout, run_dir) -> MaskedCanvasTrainer:
     """Encoder, backbone and decoder for `bound`, in a trainer writing to `run_dir`."""
+    if config.stop_on not in STOP_ON:
+        raise ValueError(f"stop_on must be one of {sorted(STOP_ON)}, got {config.stop_on!r}")
     torch.manual_seed(config.seed)
     if config.backbone == "cogvideox":
         backbone = build_backbone(
@@ -74,6 +83,7 @@ def build_trainer(config: WorldModelConfig, bound: CanvasLayout, run_dir) -> Mas
             progress=False,
             log_every=max(1, config.n_steps // 20),
             patience=config.patience,
+            val_masking=STOP_ON[config.stop_on],
         ),
         checkpoint_dir=run_dir,
         device=config.device,
@@ -203,10 +213,6 @@ def beats_baselines_on_validation(artifacts: ArtifactsResource) -> dg.AssetCheck
     )
 
 
-def _window_days(dataset: ShardDataset) -> np.ndarray:
-    return dataset.__getitems__(list(range(len(dataset))))["window_end"].numpy()
-
-
 @dg.asset(
     group_name="training",
     kinds={"pytorch", "polars"},
@@ -230,7 +236,7 @@ def world_model_evaluation(
     world = synthetic_world(settings.synthetic_config) if settings.mode == "synthetic" else None
     factors = (
         tuple(
-            window_factors(_window_days(d), model.bound.T, model.bound.step, world.regimes)
+            window_factors(d.window_days, model.bound.T, model.bound.step, world.regimes)
             for d in (train, test)
         )
         if world is not None
@@ -244,7 +250,17 @@ def world_model_evaluation(
     # world_model_validation: this asset must not wait for, or be blocked by, the gate)
     errors = _errors(model, _on_validation(model, canvas_dir, train, ("forecast",)))
     intervals = score(report.predictions, errors, _stds(model))
+    # the DFM's Gaussian intervals against the model's, on the cells both cover
+    common = report.predictions.filter(
+        pl.col("dfm").is_finite() & pl.col("field").is_in(list(errors))
+    )
+    intervals["dfm"] = score_gaussian(common, _stds(model))
+    intervals["model_on_dfm_cells"] = score(common, errors, _stds(model))
     (out / "intervals.json").write_text(json.dumps(intervals))
+    fans = fan(report.predictions, errors, _stds(model), test)  # in the fields' own units
+    fans.write_parquet(out / "fans.parquet")
+    if fans.height:
+        plots.append(plot_fans(fans, out / "fan_charts.png"))
     metadata: dict[str, object] = {
         "report": dg.MetadataValue.md(report.to_markdown()),
         "summary": dg.MetadataValue.json(_summary_ratios(report.summary)),
@@ -256,7 +272,7 @@ def world_model_evaluation(
     }
     if world is not None:
         every = ShardDataset(canvas_dir, split=None, layout=model.bound)
-        days = _window_days(every)
+        days = every.window_days
         labels = labels_for(days, world.regimes)
         probe = blocked_probe(regime_latent(model, every), labels, raw=raw_inputs(every))
         timeline = plot_regime_timeline(

@@ -22,7 +22,7 @@ import yaml
 
 from ingest.base import FetchResult, RetryPolicy, SourceError
 from ingest.synthetic import SyntheticWorld, SyntheticWorldConfig, generate_world
-from warehouse.catalog import LARGE_CAP_TICKERS
+from warehouse.catalog import HISTORY_START, LARGE_CAP_TICKERS
 from warehouse.schema import firm_entity
 
 Mode = Literal["synthetic", "recorded", "live"]
@@ -36,7 +36,7 @@ class SourceSettings:
 
     mode: Mode = "synthetic"
     recorded_dir: Path | None = None
-    start_date: str = "2005-01-01"
+    start_date: str = HISTORY_START
     end_date: str | None = None
     seed: int = 0
     tickers: tuple[str, ...] = LARGE_CAP_TICKERS

@@ -16,6 +16,7 @@ from dagster_defs.automation import (
 )
 from dagster_defs.ingest_assets import ingest_assets
 from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
+from dagster_defs.training_assets import WorldModelConfig
 from warehouse.store import Warehouse
 
 STOPPED, RUNNING = dg.DefaultScheduleStatus.STOPPED, dg.DefaultScheduleStatus.RUNNING
@@ -193,7 +194,8 @@ def test_retrain_sensor_follows_the_threshold_and_waits_for_training(
     assert float(result.tags["guwm/canvas_change"]) >= 0.05
     assert result.tags["guwm/canvas_layout"] == layout
     # the model of this layout is trained further on the new canvas
-    assert result.run_config == {"ops": {"world_model": {"config": {"n_steps": 600}}}}
+    more = 300 + WorldModelConfig().n_steps
+    assert result.run_config == {"ops": {"world_model": {"config": {"n_steps": more}}}}
     training = defs.resolve_job_def("train_world_model")
     assert dg.validate_run_config(training, result.run_config)
 

@@ -83,6 +83,26 @@ def test_checks_catch_what_the_asset_did_not_store(tmp_path):
     }
 
 
+def test_plausibility_does_not_flag_a_flat_series_for_its_rounding_noise(tmp_path):
+    """In the synthetic world from 1980 a young firm's EPS surprise (actual - estimate, both to the
+    cent) is 0 up to float noise in most quarters: its MAD is ~1e-17, not a scale that
+    makes every real surprise an outlier."""
+    path = tmp_path / "wh.duckdb"
+    resources = {
+        "warehouse": WarehouseResource(path=str(path)),
+        "sources": SourcesResource(start_date="1980-01-01", end_date="2024-12-31"),
+    }
+    result = dg.materialize(_selection(["earnings"]), resources=resources)
+    surprise = Warehouse(path).sql(
+        "SELECT value FROM observations WHERE field_path = 'firm_AMZN.earnings.eps_surprise'"
+    )["value"]
+    assert (surprise.abs() < 1e-12).mean() > 0.5  # the case: mostly zero up to noise
+    (plausible,) = [
+        c for c in result.get_asset_check_evaluations() if c.check_name == "values_plausible"
+    ]
+    assert plausible.passed, plausible.metadata
+
+
 def test_recorded_mode_without_a_directory_is_a_clear_error(tmp_path):
     with pytest.raises(Exception, match="recorded mode needs recorded_dir"):
         dg.materialize(

@@ -61,8 +61,11 @@ def test_the_asset_graph_trains_and_evaluates(tmp_path):
     assert 0 <= evaluation["regime_probe_accuracy"] <= 1
     intervals = evaluation["intervals"]  # from the validation errors of world_model_validation
     assert intervals["cells"] > 0 and 0 <= intervals["coverage_80"] <= intervals["coverage_95"]
+    # the DFM's Gaussian intervals and the model's, scored on the same cells
+    assert intervals["dfm"]["cells"] == intervals["model_on_dfm_cells"]["cells"] > 0
     assert events["world_model_validation"]["fields_with_intervals"] > 0
     assert "data:image/png;base64" in evaluation["regime_timeline"]
+    assert "data:image/png;base64" in evaluation["plot_fan_charts"]
     assert events["curriculum_summary"]["trained"] == 12
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks["presence_matches_warehouse"]

@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from training.intervals import crps, interval, score, validation_errors
+from training.intervals import crps, interval, score, score_gaussian, validation_errors
 
 
 def test_conformal_quantiles_on_known_errors():
@@ -50,3 +50,29 @@ def test_errors_are_normalised_per_field_and_score_coverage_on_other_cells():
     assert scores["crps"] == pytest.approx(
         np.mean([crps(np.array(errors["a"]), r) for r in (0.5, 3.95, 4.05, -0.05)])
     )
+
+
+def test_gaussian_intervals_and_crps_by_hand():
+    from scipy.stats import norm
+
+    # field a (std 2): mean 0, spread 2 (1 normalised); outcomes at z = 0, 1, 1.5, 3
+    frame = pl.DataFrame(
+        {
+            "field": ["a"] * 4 + ["b"],
+            "actual": [0.0, 2.0, 3.0, 6.0, 1.0],
+            "dfm": [0.0] * 4 + [float("nan")],  # b: no DFM prediction, not scored
+            "dfm_std": [2.0] * 4 + [1.0],
+        }
+    )
+    scores = score_gaussian(frame, {"a": 2.0, "b": 1.0})
+    assert scores["cells"] == 4
+    assert scores["coverage_80"] == 0.5  # |z| <= 1.2816: z = 0 and 1
+    assert scores["coverage_95"] == 0.75  # |z| <= 1.96: and 1.5
+    # CRPS of N(0, 1) at y: y (2 Phi(y) - 1) + 2 phi(y) - 1 / sqrt(pi); at 0: (sqrt 2 - 1) / sqrt pi
+    at = [y * (2 * norm.cdf(y) - 1) + 2 * norm.pdf(y) - 1 / np.sqrt(np.pi) for y in (0, 1, 1.5, 3)]
+    assert at[0] == pytest.approx((np.sqrt(2) - 1) / np.sqrt(np.pi))
+    assert scores["crps"] == pytest.approx(np.mean(at))
+    # a Gaussian's CRPS is what an ensemble of its n quantiles converges to; deterministic,
+    # the midpoint quantiles' error shrinks like 1/n (5e-8 here), abs=1e-5 leaves room
+    ensemble = norm.ppf((np.arange(4000) + 0.5) / 4000)
+    assert crps(ensemble, 1.5) == pytest.approx(at[2], abs=1e-5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -86,6 +88,29 @@ def test_recent_steps_are_hidden_when_asked():
     assert hidden[:, -1].all() and not hidden[:, :-1].any()
 
 
+def test_the_validation_loss_is_the_one_step_forecast_loss_by_hand(setup):
+    """By default early stopping watches the task the promotion gate scores: every field's
+    last step hidden, the rest of the window visible, MSE on the hidden cells."""
+    bound, loader = setup
+    trainer = make_trainer(bound)
+    trainer.train(loader, 3)
+    trainer.decoder.eval(), trainer.backbone.eval(), trainer.encoder.eval()
+    batches = BatchSource(loader)
+    by_hand = []
+    for i in range(2):
+        batch = batches(step_generator(10_000 + i, 0, 0))
+        hidden = torch.zeros_like(batch["presence"], dtype=torch.bool)
+        hidden[:, -1] = batch["presence"][:, -1] > 0
+        with torch.no_grad():
+            prediction = trainer.predict(trainer._hide(batch, hidden))
+        weight = batch["target_weight"] * hidden
+        by_hand.append(float(masked_loss(prediction, batch, weight)))
+    assert trainer.evaluate(loader, n_batches=2) == pytest.approx(np.mean(by_hand), rel=1e-5)
+    training_mix = replace(trainer.config, val_masking=trainer.config.masking)
+    trainer.config = training_mix
+    assert trainer.evaluate(loader, n_batches=2) != pytest.approx(np.mean(by_hand), rel=1e-5)
+
+
 def test_a_field_without_truth_gets_no_gradient(setup):
     bound, loader = setup
     trainer = make_trainer(bound)
@@ -157,8 +182,6 @@ def test_early_stopping_ends_with_the_best_validation_weights_and_stays_finished
     """A learning rate of 0.3 makes the validation loss worse after a few steps: the run
     stops `patience` checks after its best one, ends with that check's weights (also in
     its last checkpoint) and a resumed run with more steps trains no further."""
-    from dataclasses import replace
-
     from training.checkpoint import load_checkpoint, trainable_state
 
     bound, loader = setup

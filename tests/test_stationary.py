@@ -23,6 +23,7 @@ from canvas.stationary import (
     stationary_placements,
     step_statistics,
 )
+from training.intervals import fan, interval
 from warehouse.catalog import FIELDS
 from warehouse.schema import Field, Period, Transform, default_schema
 from warehouse.store import Warehouse
@@ -171,3 +172,43 @@ def test_true_values_invert_to_the_observed_levels(canvas):
             for j in np.flatnonzero(presence[n, :, f]):
                 assert units[n, j, f] == pytest.approx(series[n + j], rel=1e-6), (path, n, j)
             assert presence[n, -1, f] == (lag == 0)
+
+
+def test_fan_charts_come_back_in_field_units_from_the_level_known_at_the_cutoff(canvas):
+    """One-step forecasts with their intervals, made in modelled units (a log change for
+    the S&P 500, the level for VIX), are inverted from the previous level of the same
+    window: actual -> the true close, bounds -> previous close x exp(change + offset)."""
+    dataset, manifest, truth, months = canvas
+    index = list(range(len(dataset)))
+    batch = dataset.__getitems__(index)
+    days = batch["window_end"].numpy().astype("datetime64[D]")
+    rows = []
+    for path in (SP500, VIX):
+        f, s = dataset.layout.index[path], manifest.stats[path]
+        actual = batch["values"].numpy()[:, -1, f] * s["std"] + s["mean"]
+        rows.append(
+            pl.DataFrame({"field": path, "date": days, "actual": actual, "model": actual - 0.1})
+        )
+    predictions = pl.concat(rows)
+    errors = {path: list(np.linspace(-1.0, 1.0, 19)) for path in (SP500, VIX)}
+    std = {path: manifest.stats[path]["std"] for path in (SP500, VIX)}
+    fans = fan(predictions, errors, std, dataset)
+    lo80, hi80 = interval(errors[SP500], 0.8)
+    sp = fans.filter(pl.col("field") == SP500)
+    n = np.arange(len(dataset))
+    previous, close = truth[SP500][n + 4], truth[SP500][n + 5]  # window n ends at month n+5
+    assert sp["actual"].to_numpy() == pytest.approx(close, rel=1e-6)
+    change = np.log(close / previous) - 0.1
+    assert sp["model"].to_numpy() == pytest.approx(previous * np.exp(change), rel=1e-6)
+    lower = previous * np.exp(change + lo80 * std[SP500])
+    assert sp["lower_80"].to_numpy() == pytest.approx(lower, rel=1e-6)
+    vix = fans.filter(pl.col("field") == VIX)
+    assert vix["upper_80"].to_numpy() == pytest.approx(
+        truth[VIX][n + 5] - 0.1 + hi80 * std[VIX], rel=1e-6
+    )
+    for a, b in (("lower_95", "lower_80"), ("lower_80", "model"), ("model", "upper_80")):
+        assert (fans[a] <= fans[b]).all(), (a, b)
+    assert (fans["upper_80"] <= fans["upper_95"]).all()
+    elsewhere = predictions.with_columns(pl.col("date") + pl.duration(days=1))
+    with pytest.raises(ValueError, match="no window of this dataset"):
+        fan(elsewhere, errors, std, dataset)

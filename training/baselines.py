@@ -397,16 +397,28 @@ class DynamicFactor:
 
     def predict(self, values: np.ndarray, presence: np.ndarray, hidden: np.ndarray) -> np.ndarray:
         """Smoothed signal of each window from its visible cells; NaN off the covered fields."""
-        out = np.full(values.shape, np.nan, dtype=np.float32)
+        return self.predictive(values, presence, hidden)[0]
+
+    def predictive(
+        self, values: np.ndarray, presence: np.ndarray, hidden: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std) of each cell's predictive distribution given the window's visible
+        cells: the smoothed signal, and sqrt(Z P Z' + H) on the diagonal with P the
+        smoothed state covariance (a Gaussian); NaN off the covered fields."""
+        mean = np.full(values.shape, np.nan, dtype=np.float32)
+        std = np.full(values.shape, np.nan, dtype=np.float32)
         if self.reason is not None:
-            return out
+            return mean, std
         visible = (presence[..., self.fields] > 0) & ~hidden[..., self.fields]
         y = np.where(visible, values[..., self.fields], 0.0).astype(np.float64)
-        out[..., self.fields] = self._smooth(y, visible)
-        return out
+        signal, signal_var = self._smooth(y, visible)
+        mean[..., self.fields] = signal
+        std[..., self.fields] = np.sqrt(signal_var + np.diag(self.obs_cov))
+        return mean, std
 
-    def _smooth(self, y: np.ndarray, visible: np.ndarray) -> np.ndarray:
-        """Kalman filter + RTS smoother batched over windows: (N, T, k) smoothed Z a_t."""
+    def _smooth(self, y: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Kalman filter + RTS smoother batched over windows: (N, T, k) smoothed signal
+        Z a_t and its variance diag(Z P_t Z')."""
         Z, A, Q, H = self.design, self.transition, self.state_cov, self.obs_cov
         N, T, k = y.shape
         m = A.shape[0]
@@ -428,15 +440,18 @@ class DynamicFactor:
             P = P - gain @ PZ.transpose(0, 2, 1)
             filtered.append((a, P))
             a, P = a @ A.T, A @ P @ A.T + Q
-        smoothed = [filtered[-1][0]]
+        smoothed, smoothed_cov = [filtered[-1][0]], [filtered[-1][1]]
         for t in range(T - 2, -1, -1):
             a_f, P_f = filtered[t]
             a_p, P_p = predicted[t + 1]
             P_p = P_p + _JITTER * np.eye(m)
             J = np.linalg.solve(P_p, A @ P_f).transpose(0, 2, 1)  # P_f A' P_p^-1
             smoothed.append(a_f + np.einsum("nij,nj->ni", J, smoothed[-1] - a_p))
+            smoothed_cov.append(P_f + J @ (smoothed_cov[-1] - P_p) @ J.transpose(0, 2, 1))
         states = np.stack(smoothed[::-1], axis=1)  # (N, T, m)
-        return states @ Z.T
+        covs = np.stack(smoothed_cov[::-1], axis=1)  # (N, T, m, m)
+        variance = np.einsum("km,ntml,kl->ntk", Z, covs, Z)
+        return states @ Z.T, np.maximum(variance, 0.0)
 
 
 def _initial_cov(transition: np.ndarray, state_cov: np.ndarray) -> np.ndarray:

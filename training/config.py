@@ -23,6 +23,10 @@ class MaskingConfig:
     p_position: float = 0.1
 
 
+# The last step of every field hidden: the one-step forecast the promotion gate scores.
+FORECAST_MASKING = MaskingConfig(p_field=0, p_group=0, p_recent=1, max_recent=1, p_position=0)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation and bookkeeping of a training run."""
@@ -39,6 +43,8 @@ class TrainConfig:
     checkpoint_every: int = 200
     progress: bool = True
     masking: MaskingConfig = field(default_factory=MaskingConfig)
+    # what the validation loss hides (early stopping and the best weights are chosen on it)
+    val_masking: MaskingConfig = FORECAST_MASKING
     # with a validation loader: stop after this many evaluations (every `log_every` steps)
     # without a better validation loss (0: never), and end with the best weights
     patience: int = 0

@@ -51,7 +51,7 @@ import torch
 from torch import Tensor, nn
 
 from canvas.layout import CanvasLayout
-from training.config import TrainConfig
+from training.config import MaskingConfig, TrainConfig
 from training.losses import ElementwiseLoss
 from training.masked import MaskedCanvasTrainer
 from training.masking import sample_hidden
@@ -205,10 +205,16 @@ class DiffusionWorldModelTrainer(MaskedCanvasTrainer):
 
     # -- training ----------------------------------------------------------------------
 
-    def draw(self, batch: Mapping[str, Tensor], generator: torch.Generator) -> dict[str, Tensor]:
+    def draw(
+        self,
+        batch: Mapping[str, Tensor],
+        generator: torch.Generator,
+        masking: MaskingConfig | None = None,
+    ) -> dict[str, Tensor]:
         """A step's draws (CPU): positions to generate, t ~ U(0, 1) per sample and eps."""
         scalar_presence = batch["presence"].cpu() * (~self.is_vector.cpu())
-        hidden = sample_hidden(scalar_presence, self.groups, self.config.masking, generator)
+        masking = masking or self.config.masking
+        hidden = sample_hidden(scalar_presence, self.groups, masking, generator)
         B, T, F = hidden.shape
         t = torch.rand(B, generator=generator)
         noise = torch.randn(B, T, F, generator=generator)

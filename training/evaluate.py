@@ -267,8 +267,10 @@ def evaluate(
                 predicted[name] = np.where(target, output, predicted[name])
             scored |= target
         tables.append(_score(task, layout, test.values, scored, predicted, std))
-        if task == "forecast":
-            predictions = _nowcast_frame(layout, test, scored, predicted, mean, std)
+        if task == "forecast":  # one mask: every field's last step
+            (hidden,) = _hidden_masks(task, layout, test.values.shape, scorable)
+            dfm_std = dfm.predictive(test.values, test.presence, hidden)[1]
+            predictions = _nowcast_frame(layout, test, scored, predicted, dfm_std, mean, std)
     table = pl.concat(tables)
     summary = {
         "windows": len(test.values),
@@ -466,10 +468,12 @@ def _nowcast_frame(
     test: _Arrays,
     scored: np.ndarray,
     predicted: Mapping[str, np.ndarray],
+    dfm_std: np.ndarray,
     mean: np.ndarray,
     std: np.ndarray,
 ) -> pl.DataFrame:
-    """The scored last-step cells in modelled units: field, date, actual, each predictor."""
+    """The scored last-step cells in modelled units: field, date, actual, each predictor,
+    and the standard deviation of the DFM's Gaussian predictive distribution."""
     n, f = np.nonzero(scored[:, -1])
     return pl.DataFrame(
         {
@@ -477,6 +481,7 @@ def _nowcast_frame(
             "date": test.window_end[n].astype("datetime64[D]"),
             "actual": test.values[n, -1, f] * std[f] + mean[f],
             **{p: predicted[p][n, -1, f] * std[f] + mean[f] for p in PREDICTORS},
+            "dfm_std": dfm_std[n, -1, f] * std[f],
         },
         nan_to_null=False,
     )

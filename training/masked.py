@@ -47,7 +47,7 @@ from training.checkpoint import (
     save_checkpoint,
     trainable_state,
 )
-from training.config import TrainConfig
+from training.config import MaskingConfig, TrainConfig
 from training.losses import ElementwiseLoss, masked_loss
 from training.masking import field_groups, sample_hidden
 from training.predict import forward_canvas
@@ -159,15 +159,27 @@ class MaskedCanvasTrainer:
     def _to_device(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         return {k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in batch.items()}
 
-    def loss(self, batch: Mapping[str, Tensor], generator: torch.Generator) -> Tensor:
-        """The masked loss on one batch with a hidden set drawn from `generator`."""
-        draws = self._to_device(self.draw(batch, generator))
+    def loss(
+        self,
+        batch: Mapping[str, Tensor],
+        generator: torch.Generator,
+        masking: MaskingConfig | None = None,
+    ) -> Tensor:
+        """The masked loss on one batch with a hidden set drawn from `generator` (by
+        `masking`, default the training mix)."""
+        draws = self._to_device(self.draw(batch, generator, masking))
         return self.scored(self._to_device(batch), draws)[0]
 
-    def draw(self, batch: Mapping[str, Tensor], generator: torch.Generator) -> dict[str, Tensor]:
+    def draw(
+        self,
+        batch: Mapping[str, Tensor],
+        generator: torch.Generator,
+        masking: MaskingConfig | None = None,
+    ) -> dict[str, Tensor]:
         """A step's random draws for `batch`, one row per sample (CPU): the hidden set."""
         presence = batch["presence"].cpu()
-        return {"hidden": sample_hidden(presence, self.groups, self.config.masking, generator)}
+        masking = masking or self.config.masking
+        return {"hidden": sample_hidden(presence, self.groups, masking, generator)}
 
     def scored(
         self, batch: Mapping[str, Tensor], draws: Mapping[str, Tensor]
@@ -193,7 +205,11 @@ class MaskedCanvasTrainer:
         return loss, weight.sum()
 
     def global_loss(
-        self, batch: Mapping[str, Tensor], generator: torch.Generator, scored: Scored
+        self,
+        batch: Mapping[str, Tensor],
+        generator: torch.Generator,
+        scored: Scored,
+        masking: MaskingConfig | None = None,
     ) -> tuple[Tensor, float]:
         """(loss to backpropagate, loss of the global batch) with this rank's rows.
 
@@ -202,11 +218,11 @@ class MaskedCanvasTrainer:
         and the first is world_size * S_r / W (see the module doc).
         """
         if not self.world.active:
-            loss = self.loss(batch, generator)
+            loss = self.loss(batch, generator, masking)
             return loss, float(loss.detach())
         n = len(batch["values"])
         rows = self.world.rows(n)
-        draws = self.draw(batch, generator)
+        draws = self.draw(batch, generator, masking)
         local, weight = scored(
             self._to_device(_take(batch, rows, n)), self._to_device(_take(draws, rows, n))
         )
@@ -258,7 +274,8 @@ class MaskedCanvasTrainer:
 
     @torch.no_grad()
     def evaluate(self, loader: DataLoader, n_batches: int = 8) -> float:
-        """Mean masked loss over `n_batches` fixed batches (same masks every call)."""
+        """Mean loss over `n_batches` fixed batches with `config.val_masking`'s hidden
+        sets (the same every call)."""
         self.encoder.eval(), self.backbone.eval(), self.decoder.eval()
         batches = BatchSource(loader)
         losses = [
@@ -266,6 +283,7 @@ class MaskedCanvasTrainer:
                 batches(step_generator(10_000 + i, 0, 0)),
                 step_generator(10_000 + i, 0, 1),
                 self.scored,
+                self.config.val_masking,
             )[1]
             for i in range(n_batches)
         ]

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def plot_loss_curves(
     history: Sequence[dict[str, float]], path: str | Path, *, title: str = "training loss"
@@ -66,6 +68,36 @@ def plot_curriculum_timeline(results: Sequence[Any], path: str | Path) -> Path:
     ]
     ax.set_title("curriculum run " + "; ".join(n for n in notes if n), fontsize=10)
     ax.grid(axis="x", alpha=0.3)
+    path = Path(path)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_fans(fans: Any, path: str | Path, *, n_fields: int = 4) -> Path:
+    """Fan charts: one-step forecasts with their 80% and 95% intervals against the actual
+    values, in field units, for the `n_fields` fields with the most forecast cells
+    (`fans`: the frame of `training.intervals.fan`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import polars as pl
+
+    counts = fans.group_by("field").len().sort(["len", "field"], descending=True)
+    fields = counts["field"].head(n_fields).to_list()
+    fig, axes = plt.subplots(max(1, len(fields)), 1, figsize=(9, 2.4 * max(1, len(fields))))
+    for ax, field in zip(np.atleast_1d(axes), fields, strict=False):
+        rows = fans.filter(pl.col("field") == field).sort("date")
+        dates = rows["date"].to_numpy()
+        ax.fill_between(dates, rows["lower_95"], rows["upper_95"], color="#9ecae1", label="95%")
+        ax.fill_between(dates, rows["lower_80"], rows["upper_80"], color="#4292c6", label="80%")
+        ax.plot(dates, rows["model"], color="#08306b", lw=1.2, label="forecast")
+        ax.plot(dates, rows["actual"], color="black", lw=1.0, marker=".", ms=3, label="actual")
+        ax.set_title(f"{field}: one-step forecast", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].legend(fontsize=8, ncol=4, loc="best")
     path = Path(path)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)

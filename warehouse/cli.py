@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
+from warehouse.catalog import HISTORY_START
 from warehouse.paths import WAREHOUSE_ENV
 
 
@@ -179,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="load the synthetic world", description=cmd_demo.__doc__)
-    p.add_argument("--start", default="2005-01-01")
+    p.add_argument("--start", default=HISTORY_START)
     p.add_argument("--end", default="2024-12-31")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)

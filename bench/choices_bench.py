@@ -1,0 +1,88 @@
+"""The world model's choices, measured on the validation period (never the test period).
+
+Each variant runs the asset graph in-process up to the gate's validation scores
+(ingest -> canvas -> world_model -> world_model_validation) on fixed split dates, so
+every variant is judged on the same validation windows:
+
+* history: the canvas from 2005 against the default history start (more windows);
+* early stopping: on the one-step forecast loss (the default) against the training
+  mix of masks.
+
+Reported is the model's validation MSE against AR(1)'s (the gate's hardest baseline) on
+the forecast and the nowcast task, on the recorded data (when present) and the
+synthetic world.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+
+from bench.common import BenchResult
+from bench.quality_bench import RECORDED
+from dagster_defs.definitions import defs
+from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
+from dagster_defs.training_assets import VALIDATION, world_model, world_model_validation
+from warehouse.catalog import HISTORY_START
+
+SPLIT = {"train_end": "2019-01-01", "val_end": "2022-01-01"}
+SHORT_HISTORY = "2005-01-01"
+VARIANTS = {  # name: (canvas start, early stopping on)
+    "default": (HISTORY_START, "forecast"),
+    f"history from {SHORT_HISTORY[:4]}": (SHORT_HISTORY, "forecast"),
+    "stopping on the training mix": (HISTORY_START, "training_mix"),
+}
+
+
+def _validation_ratios(tmp: Path, sources: SourcesResource, start: str, config: dict) -> dict:
+    """The gate's validation ratios (task -> baseline -> model MSE / baseline MSE)."""
+    graph = defs.resolve_asset_graph()
+    upstream = [
+        a for a in defs.assets if graph.get(next(iter(a.keys))).group_name in ("ingest", "canvas")
+    ]
+    dg.materialize(
+        [*upstream, world_model, world_model_validation],
+        resources={
+            **defs.resources,
+            "warehouse": WarehouseResource(path=str(tmp / "wh.duckdb")),
+            "sources": sources,
+            "artifacts": ArtifactsResource(root=str(tmp / "artifacts")),
+        },
+        run_config={
+            "ops": {
+                "canvas_tensors": {"config": {"start": start, **SPLIT}},
+                "world_model": {"config": config},
+            },
+            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        },
+    )
+    (path,) = (tmp / "artifacts" / "world_model").glob(f"*/{VALIDATION}")
+    return json.loads(path.read_text())["ratios"]
+
+
+def run(*, quick: bool = False) -> BenchResult:
+    """Every variant on the recorded data (skipped when absent) and the synthetic world."""
+    result = BenchResult("choices")
+    data = {"synthetic": SourcesResource(mode="synthetic", end_date="2024-12-31", seed=0)}
+    if (RECORDED / "MANIFEST.md").is_file():
+        data["recorded"] = SourcesResource(mode="recorded", recorded_dir=str(RECORDED))
+    else:
+        print(f"[bench] choices: no recorded data at {RECORDED}; real-data rows skipped")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, sources in data.items():
+            for variant, (start, stop_on) in VARIANTS.items():
+                config = {"stop_on": stop_on, **({"n_steps": 60} if quick else {})}
+                where = Path(tmp) / name / variant.replace(" ", "_")
+                ratios = _validation_ratios(where, sources, start, config)
+                for task, row in ratios.items():
+                    result.add(
+                        f"{name}, {variant}: validation {task} MSE",
+                        row["ar1"],
+                        "x AR(1)'s",
+                        note=f"canvas from {start[:4]}, split {SPLIT['train_end'][:4]} / "
+                        f"{SPLIT['val_end'][:4]}, early stopping on {stop_on}",
+                    )
+    return result
