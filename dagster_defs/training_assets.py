@@ -20,7 +20,7 @@ from ingest.sources import synthetic_world
 from training import FieldDecoder, FieldEncoder, MaskedCanvasTrainer, TrainConfig, build_backbone
 from training.baselines import AR1
 from training.config import FORECAST_MASKING, MaskingConfig
-from training.evaluate import EvaluationReport, evaluate
+from training.evaluate import CELL_TASKS, EvaluationReport, evaluate
 from training.inference import WorldModel
 from training.intervals import ERRORS, fan, score, score_gaussian, validation_errors
 from training.plots import plot_fans, plot_loss_curves
@@ -151,7 +151,8 @@ def world_model_validation(artifacts: ArtifactsResource) -> dg.MaterializeResult
     run_dir = _latest_run(artifacts)
     model = WorldModel.load(run_dir, canvas_dir=canvas_dir)
     train = ShardDataset(canvas_dir, split="train", layout=model.bound)
-    report = _on_validation(model, canvas_dir, train, GATE_TASKS)
+    # the gate's tasks, and the last-step cells whose errors are the served intervals
+    report = _on_validation(model, canvas_dir, train, tuple(dict.fromkeys(GATE_TASKS + CELL_TASKS)))
     result = gate(report.summary if report else {})  # no validation window: refused
     (run_dir / VALIDATION).write_text(json.dumps(asdict(result)))
     errors = _errors(model, report)
@@ -248,7 +249,7 @@ def world_model_evaluation(
     plots = report.plots(out)
     # the intervals as served, scored on the test period (recomputed rather than read from
     # world_model_validation: this asset must not wait for, or be blocked by, the gate)
-    errors = _errors(model, _on_validation(model, canvas_dir, train, ("forecast",)))
+    errors = _errors(model, _on_validation(model, canvas_dir, train, CELL_TASKS))
     intervals = score(report.predictions, errors, _stds(model))
     # the DFM's Gaussian intervals against the model's, on the cells both cover
     common = report.predictions.filter(

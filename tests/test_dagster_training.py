@@ -9,6 +9,7 @@ from dagster_defs import defs
 from dagster_defs.curriculum_assets import CurriculumResource
 from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
 from dagster_defs.training_assets import beats_baselines_on_validation
+from training.evaluate import TASKS
 from training.serving import GateResult, promote, served
 
 
@@ -46,7 +47,7 @@ def test_the_asset_graph_trains_and_evaluates(tmp_path):
     assert events["world_model"]["steps"] == 30
     assert "![loss]" in events["world_model"]["loss_curve"]
     evaluation = events["world_model_evaluation"]
-    assert set(evaluation["summary"]) == {"forecast", "nowcast", "fields"}
+    assert set(evaluation["summary"]) == set(TASKS)
     assert set(evaluation["summary"]["nowcast"]["ratio"]) == {
         "persistence",
         "mean",
@@ -56,7 +57,7 @@ def test_the_asset_graph_trains_and_evaluates(tmp_path):
         "oracle",
     }
     # the synthetic world's hidden factors give the oracle its regressors
-    for task in ("forecast", "nowcast", "fields"):
+    for task in TASKS:
         assert evaluation["summary"][task]["ratio"]["oracle"] > 0, task
     assert 0 <= evaluation["regime_probe_accuracy"] <= 1
     intervals = evaluation["intervals"]  # from the validation errors of world_model_validation

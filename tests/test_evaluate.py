@@ -358,7 +358,9 @@ def test_the_report_has_every_column_and_no_missing_core_score(report, setup):
             assert f"{name}_{metric}" in table.columns
     assert {"task", "field", "group", "n"} <= set(table.columns)
     assert {f"ratio_{b}" for b in BASELINES} <= set(table.columns)
-    assert set(table["task"]) == {"forecast", "nowcast", "fields"}
+    assert set(table["task"]) == set(TASKS)
+    assert report.summary["unreleased"]["n"] > 0  # e.g. monthly fields released next month
+    assert set(report.predictions["task"]) == {"forecast", "unreleased"}
     for name in ("model", "persistence", "mean"):
         assert table[f"{name}_mse"].is_finite().all(), name
     # scored fields are observed, scalar and not latent; the DFM covers some of them
@@ -367,7 +369,9 @@ def test_the_report_has_every_column_and_no_missing_core_score(report, setup):
     assert report.summary["dfm"]["reason"] is None and report.summary["dfm"]["fields"]
     for task in TASKS:
         assert table.filter(pl.col("task") == task)["dfm_mse"].is_finite().any(), task
-        assert table.filter(pl.col("task") == task)["ridge_mse"].is_finite().all(), task
+        ridge = table.filter(pl.col("task") == task)["ridge_mse"]
+        # ridge is fitted on cells inside the windows: n/a for the unreleased task
+        assert ridge.is_finite().all() if task != "unreleased" else ridge.is_nan().all(), task
     # field units: MSE scales with the field's variance
     std = dict(zip(bound.paths, setup[2].std, strict=True))
     row = table.row(0, named=True)
@@ -409,7 +413,7 @@ class PersistenceTrainer(MaskedCanvasTrainer):
 def test_an_oracle_scores_zero_and_persistence_ties_with_persistence(setup):
     bound, loader, test = setup
     oracle = evaluate(make_trainer(bound, OracleTrainer), test, dataset_train=loader.dataset)
-    for task in TASKS:
+    for task in ("forecast", "nowcast", "fields"):  # the unreleased value is in no window
         assert oracle.summary[task]["model_mse"] == 0.0
         assert all(oracle.summary[task]["ratio"][b] == 0.0 for b in ("persistence", "mean"))
     copy = evaluate(make_trainer(bound, PersistenceTrainer), test, dataset_train=loader.dataset)
@@ -523,3 +527,22 @@ def test_materialized_shards_evaluate_like_the_in_memory_dataset(setup, trained,
     nowcast = report.summary["nowcast"]
     assert nowcast["n"] > 100 and math.isfinite(nowcast["model_mse"])
     assert report.table["persistence_mse"].is_finite().all()
+
+
+def test_the_unreleased_task_scores_what_the_next_window_holds():
+    """Field 0 is released within its step, field 1 a step later: a window's last step
+    lacks field 1, and the next window (one step on) holds it at its second-last step."""
+    from training.evaluate import _Arrays, _released_next
+
+    values = np.arange(4 * 2 * 2, dtype=np.float32).reshape(4, 2, 2)
+    presence = np.ones((4, 2, 2), dtype=bool)
+    presence[:, -1, 1] = False  # field 1 not yet out at any cutoff
+    months = np.array(["2020-01", "2020-02", "2020-03", "2020-05"], dtype="datetime64[M]")
+    days = months.astype("datetime64[D]").astype(np.int64)
+    truth, (mask,) = _released_next(_Arrays(values, presence, days), "1mo")
+    # windows 0 and 1 are followed one month later; 2 is followed after a gap, 3 by nothing
+    assert mask[:, -1, 1].tolist() == [True, True, False, False]
+    assert not mask[:, :-1].any() and not mask[..., 0].any()
+    assert truth[0, -1, 1] == values[1, 0, 1] and truth[1, -1, 1] == values[2, 0, 1]
+    untouched = ~mask
+    assert np.array_equal(truth[untouched], values[untouched])

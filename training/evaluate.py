@@ -10,6 +10,11 @@ ShardDataset split), in the fields' stationary (transformed, normalised) units:
   sees T-1 steps); scored are the fields present at the last step.
 * ``"nowcast"``: the ragged edge, each field's last step is hidden in turn while
   whatever the other fields released by the cutoff stays visible.
+* ``"unreleased"``: the last step's cells a window does not hold because they were not
+  yet released by its cutoff (this month's CPI at the start of next month), predicted
+  from what the window holds and scored against the value the next window (one step
+  later) holds: what ``predict_date`` answers for a field not yet out. Ridge is n/a
+  here (its targets lie outside the windows).
 * ``"fields"``: each field group (the path's parent, e.g. ``financial.fx``) in turn is
   hidden over the whole window; scored are its present cells.
 
@@ -62,7 +67,8 @@ from training.baselines import (
 from training.masked import MaskedCanvasTrainer
 from training.masking import field_groups
 
-TASKS = ("forecast", "nowcast", "fields")
+TASKS = ("forecast", "nowcast", "unreleased", "fields")
+CELL_TASKS = ("forecast", "unreleased")  # last-step cells: `predictions`, intervals
 PREDICTORS = ("model", "persistence", "mean", "ar1", "ridge", "dfm", "oracle")
 BASELINES = PREDICTORS[1:]
 N_KEY_FIELDS = 4
@@ -79,7 +85,8 @@ class _Arrays:
 
 @dataclass(frozen=True)
 class EvaluationReport:
-    """Per-field scores (`table`), per-task summary and the forecast cells (`predictions`)."""
+    """Per-field scores (`table`), per-task summary and the last-step cells of the
+    forecast and unreleased tasks (`predictions`, with a `task` column)."""
 
     table: pl.DataFrame
     summary: dict[str, Any]
@@ -175,7 +182,7 @@ class EvaluationReport:
             for name, style in (("model", "-"), ("persistence", ":"), ("dfm", "--")):
                 if rows[name].is_not_nan().any():
                     ax.plot(dates, rows[name], style, lw=1.2, label=name)
-            ax.set_title(f"{field}: one-step forecast", fontsize=9)
+            ax.set_title(f"{field}: the last step, predicted at the cutoff", fontsize=9)
             ax.tick_params(labelsize=8)
         fig.axes[0].legend(fontsize=8, ncol=4, loc="best")
         fig.savefig(path, dpi=110)
@@ -248,17 +255,23 @@ def evaluate(
         else _not_available,
     }
     mean, std = np.asarray(dataset_test.mean), np.asarray(dataset_test.std)
-    tables, predictions = [], pl.DataFrame()
+    tables, cells = [], []
     for task in tasks:
         scored = np.zeros(test.values.shape, dtype=bool)
         predicted = {p: np.full(test.values.shape, np.nan, dtype=np.float32) for p in PREDICTORS}
-        train_masks = list(_hidden_masks(task, layout, train.values.shape, scorable))
-        fitted = {
-            **baselines,
-            "ridge": Ridge.fit(train.values, train.presence, train_masks).predict,
-        }
-        for hidden in _hidden_masks(task, layout, test.values.shape, scorable):
-            target = hidden & test.presence & scorable
+        if task == "unreleased":  # the targets lie outside the windows: no ridge to fit
+            truth, masks = _released_next(test, layout.step)
+            fitted = {**baselines, "ridge": _not_available}
+        else:
+            truth = test.values
+            masks = list(_hidden_masks(task, layout, test.values.shape, scorable))
+            train_masks = list(_hidden_masks(task, layout, train.values.shape, scorable))
+            fitted = {
+                **baselines,
+                "ridge": Ridge.fit(train.values, train.presence, train_masks).predict,
+            }
+        for hidden in masks:
+            target = hidden & (test.presence | (task == "unreleased")) & scorable
             if not target.any():
                 continue
             outputs = {"model": _model_predict(trainer, dataset_test, hidden, batch_size)}
@@ -266,11 +279,12 @@ def evaluate(
             for name, output in outputs.items():
                 predicted[name] = np.where(target, output, predicted[name])
             scored |= target
-        tables.append(_score(task, layout, test.values, scored, predicted, std))
-        if task == "forecast":  # one mask: every field's last step
-            (hidden,) = _hidden_masks(task, layout, test.values.shape, scorable)
-            dfm_std = dfm.predictive(test.values, test.presence, hidden)[1]
-            predictions = _nowcast_frame(layout, test, scored, predicted, dfm_std, mean, std)
+        tables.append(_score(task, layout, truth, scored, predicted, std))
+        if task in CELL_TASKS:  # one mask each: the last step
+            dfm_std = dfm.predictive(test.values, test.presence, masks[0])[1]
+            frame = _cells_frame(layout, test, truth, scored, predicted, dfm_std, mean, std)
+            cells.append(frame.with_columns(pl.lit(task).alias("task")))
+    predictions = pl.concat(cells) if cells else pl.DataFrame()
     table = pl.concat(tables)
     summary = {
         "windows": len(test.values),
@@ -345,6 +359,22 @@ def _arrays(dataset: CanvasDataset, batch_size: int) -> _Arrays:
         presence=torch.cat([p["presence"] for p in parts]).numpy() > 0,
         window_end=torch.cat([p["window_end"] for p in parts]).numpy(),
     )
+
+
+def _released_next(test: _Arrays, step: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(truth, [mask]) of the unreleased task: the last-step cells a window does not hold
+    (not yet released by its cutoff) that the next window, one step later, holds; truth
+    is the windows' values with those cells taken from the next window."""
+    N, T, _ = test.values.shape
+    mask = np.zeros(test.values.shape, dtype=bool)
+    truth = test.values.copy()
+    if N > 1 and T > 1:
+        steps = step_index(test.window_end, step)
+        follows = (steps[1:] == steps[:-1] + 1)[:, None]
+        released = follows & ~test.presence[:-1, -1] & test.presence[1:, -2]
+        mask[:-1, -1] = released
+        truth[:-1, -1] = np.where(released, test.values[1:, -2], truth[:-1, -1])
+    return truth, [mask]
 
 
 def _hidden_masks(
@@ -463,9 +493,10 @@ def _group_ratios(table: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _nowcast_frame(
+def _cells_frame(
     layout: CanvasLayout,
     test: _Arrays,
+    truth: np.ndarray,
     scored: np.ndarray,
     predicted: Mapping[str, np.ndarray],
     dfm_std: np.ndarray,
@@ -479,7 +510,7 @@ def _nowcast_frame(
         {
             "field": np.asarray(layout.paths)[f],
             "date": test.window_end[n].astype("datetime64[D]"),
-            "actual": test.values[n, -1, f] * std[f] + mean[f],
+            "actual": truth[n, -1, f] * std[f] + mean[f],
             **{p: predicted[p][n, -1, f] * std[f] + mean[f] for p in PREDICTORS},
             "dfm_std": dfm_std[n, -1, f] * std[f],
         },
