@@ -18,7 +18,7 @@ import dagster as dg
 from bench.common import BenchResult
 from dagster_defs.definitions import defs
 from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
-from dagster_defs.training_assets import WorldModelConfig
+from dagster_defs.training_assets import VALIDATION, WorldModelConfig
 
 GROUPS = ("ingest", "canvas", "training")
 BASELINES = {
@@ -56,10 +56,23 @@ def _evaluate(tmp: Path, sources: SourcesResource, steps: int) -> dict:
         for e in result.get_asset_materialization_events()
     }
     (summary,) = (tmp / "artifacts" / "world_model").glob("*/evaluation/summary.json")
+    (gate,) = (tmp / "artifacts" / "world_model").glob(f"*/{VALIDATION}")
     return {
         "metadata": events["world_model_evaluation"],
         "summary": json.loads(summary.read_text()),
+        "gate": json.loads(gate.read_text()),
     }
+
+
+def _add_gate(result: BenchResult, data: str, gate: dict) -> None:
+    """The promotion gate's validation ratios against AR(1), its hardest baseline."""
+    for task, ratios in gate["ratios"].items():
+        result.add(
+            f"{data}: validation {task} MSE (the gate)",
+            ratios["ar1"],
+            "x AR(1)'s",
+            note=("served" if gate["passed"] else "refused: " + "; ".join(gate["failures"])),
+        )
 
 
 def _add_ratios(result: BenchResult, data: str, summary: dict) -> None:
@@ -121,6 +134,7 @@ def run(*, quick: bool = False) -> BenchResult:
                 SourcesResource(mode="recorded", recorded_dir=str(RECORDED)),
                 steps,
             )
+            _add_gate(result, "recorded", real["gate"])
             _add_ratios(result, "recorded", real["summary"])
             _add_intervals(result, "recorded", real["metadata"])
         else:
@@ -130,6 +144,7 @@ def run(*, quick: bool = False) -> BenchResult:
             SourcesResource(mode="synthetic", end_date="2024-12-31", seed=0),
             steps,
         )
+    _add_gate(result, "synthetic", synthetic["gate"])
     _add_ratios(result, "synthetic", synthetic["summary"])
     _add_intervals(result, "synthetic", synthetic["metadata"])
     probe = synthetic["metadata"]

@@ -10,7 +10,6 @@ from dagster_defs.ingest_assets import OWNERS, ingest_assets
 from dagster_defs.metadata import image_markdown
 from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
 from ingest.sources import SOURCES
-from warehouse.catalog import HISTORY_START
 from warehouse.lake import LakeReader
 
 
@@ -21,7 +20,7 @@ class CanvasConfig(dg.Config):
     T: int = 12
     step: str = "1mo"
     d_model: int = 64
-    start: str = HISTORY_START
+    start: str | None = None  # default: the sources' start_date
     end: str | None = None  # default: the last observation in the warehouse
     train_end: str | None = None
     val_end: str | None = None
@@ -67,7 +66,7 @@ def canvas_tensors(
         wh,
         layout,
         out,
-        start=config.start,
+        start=config.start or settings.start_date,
         end=end,
         train_end=config.train_end,
         val_end=config.val_end,

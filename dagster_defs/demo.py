@@ -159,10 +159,13 @@ def _print_evaluation(metadata: dict) -> None:
         "\n-- world model on the held-out test period: MSE ratio to each baseline "
         "(< 1: the model is better)"
     )
-    print(f"  {'task':<8} {'cells':>6} | {header}")
+    print(f"  {'task':<10} {'cells':>6} | {header}")
     for task, row in summary.items():
-        ratios = " | ".join(f"{row['ratio'][b]:<14.3f}" for b in baselines)
-        print(f"  {task:<8} {row['n']:>6} | {ratios}")
+        ratios = " | ".join(
+            f"{ratio:<14.3f}" if isinstance(ratio, float) and ratio == ratio else f"{'n/a':<14}"
+            for ratio in (row["ratio"][b] for b in baselines)
+        )
+        print(f"  {task:<10} {row['n']:>6} | {ratios}")
     intervals = metadata.get("intervals") or {}
     if intervals.get("cells"):
         print(

@@ -8,7 +8,10 @@ field path, frequency, transform and release lag. Two ways in, one code path aft
   subclass so it has a timeout, knows HTTP 429/5xx (retried) from 400 (not retried), pages
   long answers and never lets the API key (fredapi puts it in the URL) reach an error,
   a log line or the result.
-* recorded: :func:`load_fred_recorded` reads ``<root>/macro/fred/<ID>.csv`` (``date,value``).
+* recorded: :func:`load_fred_recorded` reads ``<root>/macro/fred/<ID>.csv`` (``date,value``),
+  each monthly series extended back in time with FRED-MD (McCracken & Ng's monthly
+  database, ``<root>/macro/fred_md_current.csv``, from 1959) where that file holds the same
+  series before the recorded file starts.
 
 Both produce raw ``(date, value, realtime_start)`` rows that :func:`_to_long` turns into the
 warehouse's long format ``field_path, observed_at, value, known_at``:
@@ -548,7 +551,50 @@ def _recorded_dir(root: Path) -> Path:
     return nested if nested.is_dir() else Path(root)
 
 
-def _read_recorded(directory: Path, series: FredSeries) -> pl.DataFrame:
+FRED_MD_FILE = "fred_md_current.csv"
+
+
+def read_fred_md(root: Path) -> pl.DataFrame | None:
+    """FRED-MD beside the recorded files (``root/macro/`` or ``root/``): ``date`` and one
+    Float64 column per series mnemonic; None when there is no such file."""
+    for path in (Path(root) / "macro" / FRED_MD_FILE, Path(root) / FRED_MD_FILE):
+        if not path.is_file():
+            continue
+        # row 2 holds the transformation codes ("Transform:,5,5,..."), not observations
+        table = read_table(path, label=path.name, skip_rows_after_header=1)
+        series = [c for c in table.columns if c != "sasdate"]
+        try:
+            parsed = parse_columns(
+                table,
+                numbers=series,
+                date_column="sasdate",
+                date_format="%m/%d/%Y",
+                **observation_bounds(),
+            )
+        except TabularError as err:
+            raise SourceError(f"unparseable row(s) in {err}") from None
+        return parsed.select(pl.col("sasdate").cast(pl.Date).alias("date"), *series)
+    return None
+
+
+def _read_recorded(
+    directory: Path, series: FredSeries, history: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """A recorded series' raw rows; a monthly one preceded by `history` (FRED-MD) rows of
+    the same series dated before the file's first observation."""
+    recorded = _read_recorded_file(directory, series)
+    if history is None or series.frequency != "M" or series.series_id not in history.columns:
+        return recorded
+    first = recorded["date"].min()
+    earlier = history.select("date", pl.col(series.series_id).alias("value")).filter(
+        pl.col("value").is_not_null() & ((pl.col("date") < first) if first else pl.lit(True))
+    )
+    return pl.concat(
+        [earlier.with_columns(pl.lit(None, pl.Date).alias("realtime_start")), recorded]
+    )
+
+
+def _read_recorded_file(directory: Path, series: FredSeries) -> pl.DataFrame:
     path = directory / f"{series.series_id}.csv"
     if not path.is_file():
         raise SourceError(f"no recorded file {path.name} in {directory}")
@@ -597,7 +643,7 @@ def _load_recorded(
         series = [s for s in series if (directory / f"{s.series_id}.csv").is_file()]
     return _collect(
         series,
-        functools.partial(_read_recorded, directory),
+        functools.partial(_read_recorded, directory, history=read_fred_md(Path(root))),
         now=now or _utc_now(),
         start=_as_date(start_date, "start_date"),
         end=_as_date(end_date, "end_date"),

@@ -237,17 +237,17 @@ _TWO_YEAR, _TEN_YEAR = f"{_F}yield_curves.two_year", f"{_F}yield_curves.ten_year
 
 _EARNINGS_FIELDS = ("eps_actual", "eps_estimate", "eps_surprise", "eps_surprise_pct")
 # Known firms: (EPS per quarter in mid-2024, trend growth per year, factor betas on log EPS,
-# reports before the open?).
-_FIRM_PROFILES: dict[str, tuple[float, float, tuple[float, ...], bool]] = {
-    "AAPL": (1.6, 0.12, (0.10, 0, -0.05, 0, 0, 0.05), False),
-    "MSFT": (3.0, 0.10, (0.08, 0, -0.04, 0, 0, 0.04), False),
-    "NVDA": (0.7, 0.15, (0.20, 0, -0.10, -0.05, 0.05, 0.15), False),
-    "AMZN": (1.2, 0.15, (0.15, -0.05, -0.06, 0, 0, 0.08), False),
-    "GOOGL": (2.0, 0.12, (0.12, 0, -0.05, 0, 0, 0.06), False),
-    "META": (5.0, 0.14, (0.15, 0, -0.06, 0, 0, 0.08), False),
-    "TSLA": (0.5, 0.18, (0.25, -0.05, -0.12, -0.05, 0.05, 0.20), False),
-    "JPM": (4.5, 0.08, (0.10, 0, -0.25, 0.08, 0, 0.03), True),
-    "XOM": (2.0, 0.04, (0.08, 0.25, -0.05, 0, 0, 0), True),
+# reports before the open?, first year it reports as a listed company; None: always).
+_FIRM_PROFILES: dict[str, tuple[float, float, tuple[float, ...], bool, int | None]] = {
+    "AAPL": (1.6, 0.12, (0.10, 0, -0.05, 0, 0, 0.05), False, 1981),
+    "MSFT": (3.0, 0.10, (0.08, 0, -0.04, 0, 0, 0.04), False, 1986),
+    "NVDA": (0.7, 0.15, (0.20, 0, -0.10, -0.05, 0.05, 0.15), False, 1999),
+    "AMZN": (1.2, 0.15, (0.15, -0.05, -0.06, 0, 0, 0.08), False, 1997),
+    "GOOGL": (2.0, 0.12, (0.12, 0, -0.05, 0, 0, 0.06), False, 2004),
+    "META": (5.0, 0.14, (0.15, 0, -0.06, 0, 0, 0.08), False, 2012),
+    "TSLA": (0.5, 0.18, (0.25, -0.05, -0.12, -0.05, 0.05, 0.20), False, 2010),
+    "JPM": (4.5, 0.08, (0.10, 0, -0.25, 0.08, 0, 0.03), True, None),
+    "XOM": (2.0, 0.04, (0.08, 0.25, -0.05, 0, 0, 0), True, None),
 }
 
 # News: per topic, subjects and five tone levels (very negative .. very positive) of
@@ -863,22 +863,24 @@ def _pmi(config: SyntheticWorldConfig, cal: _Calendar, factors: np.ndarray) -> p
 
 def _firm_profile(
     config: SyntheticWorldConfig, ticker: str
-) -> tuple[float, float, np.ndarray, bool, int]:
-    """(EPS mid-2024, trend growth, factor betas, reports pre-market, typical report lag)."""
+) -> tuple[float, float, np.ndarray, bool, int, int | None]:
+    """(EPS mid-2024, trend growth, factor betas, reports pre-market, typical report lag,
+    first year listed or None)."""
     entity = firm_entity(ticker)
     rng = _rng(config.seed, "firm", entity)
     lag = int(rng.integers(24, 37))
     known = _FIRM_PROFILES.get(entity.removeprefix("firm_"))
     if known is not None:
-        eps, growth, betas, pre_market = known
-        return eps, growth, np.array(betas), pre_market, lag
+        eps, growth, betas, pre_market, listed = known
+        return eps, growth, np.array(betas), pre_market, lag, listed
     betas = np.array([0.10, 0.0, -0.08, 0.0, 0.0, 0.05]) * rng.uniform(0.5, 1.5, len(FACTORS))
     eps = float(np.exp(rng.normal(math.log(1.5), 0.5)))
-    return eps, float(rng.uniform(0.02, 0.15)), betas, bool(rng.random() < 0.5), lag
+    return eps, float(rng.uniform(0.02, 0.15)), betas, bool(rng.random() < 0.5), lag, None
 
 
 def _earnings(config: SyntheticWorldConfig, cal: _Calendar, factors: np.ndarray) -> pl.DataFrame:
-    """Quarterly EPS actual/estimate/surprise per firm, reported 20-45 days after quarter end.
+    """Quarterly EPS actual/estimate/surprise per firm, reported 20-45 days after quarter end,
+    from the year the firm is listed.
 
     Analysts estimate from the factors at the start of the quarter; the actual reflects the
     whole quarter, so surprises are positive when the economy improves during the quarter.
@@ -892,7 +894,7 @@ def _earnings(config: SyntheticWorldConfig, cal: _Calendar, factors: np.ndarray)
     q4 = quarter.first.astype("datetime64[M]").astype(np.int64) % 12 == 9
     for ticker in config.firms:
         entity = firm_entity(ticker)
-        eps, growth, betas, pre_market, lag = _firm_profile(config, ticker)
+        eps, growth, betas, pre_market, lag, listed = _firm_profile(config, ticker)
         rng = _rng(config.seed, "earnings", entity)
         idio = _ar_noise(rng, np.array([0.06]), np.array([0.6]), n_q)[0]
         trend = math.log(eps) + growth * (years - 24.5)
@@ -912,8 +914,14 @@ def _earnings(config: SyntheticWorldConfig, cal: _Calendar, factors: np.ndarray)
             "eps_surprise": surprise,
             "eps_surprise_pct": 100.0 * surprise / np.abs(estimate),
         }
+        public = quarter.first >= np.datetime64(f"{listed or 1}-01-01", "D")
         for name in _EARNINGS_FIELDS:
-            out.add(f"{entity}.earnings.{name}", quarter.first, values[name], known)
+            out.add(
+                f"{entity}.earnings.{name}",
+                quarter.first[public],
+                values[name][public],
+                known[public],
+            )
     return out.frame()
 
 

@@ -32,6 +32,7 @@ from ingest.fred import (
     fred_adapter,
     fred_series_info,
     load_fred_recorded,
+    read_fred_md,
     series_by_id,
 )
 from warehouse.schema import default_schema
@@ -576,3 +577,52 @@ def test_recorded_edge_cases(tmp_path: Path) -> None:
     assert dff.select("value", "known_at").rows() == [(0.06, at("2021-06-07 13:00"))]
     with pytest.raises(ValueError, match="not in FRED_SERIES"):
         load_fred_recorded(tmp_path, ["NOPE"])
+
+
+def test_fred_md_extends_the_monthly_series_back_to_1959(shared_data: Path) -> None:
+    """The recorded files start in 1980; FRED-MD (one 2025 vintage) holds the same monthly
+    series from 1959. A year-on-year change across the seam divides a recorded value by a
+    FRED-MD one; a daily series (DGS10) has no FRED-MD column and is unchanged."""
+    data = load_fred_recorded(shared_data, ["CPIAUCSL", "UNRATE", "DGS10"], start_date="1950-01-01")
+    assert data.failures == {}
+    unrate = values(data.data, "country_us.macro.labor.unemployment_rate")
+    assert unrate["observed_at"].min() == at("1959-01-01")
+    # the same release lag as every later month: month end + lag, rolled to a weekday
+    assert unrate.filter(pl.col("observed_at") == at("1959-01-01"))["known_at"].item() == at(
+        "1959-02-09 12:30"
+    )
+    md = read_fred_md(shared_data)
+    raw = pl.read_csv(shared_data / "macro" / "fred" / "CPIAUCSL.csv", try_parse_dates=True)
+    cpi = values(data.data, CPI).filter(pl.col("observed_at") == at("1980-01-01"))
+    base = md.filter(pl.col("date") == dt.date(1979, 1, 1))["CPIAUCSL"].item()
+    assert cpi["value"].item() == pytest.approx((raw["value"][0] / base - 1) * 100, rel=1e-12)
+    assert values(data.data, CPI)["observed_at"].min() == at("1960-01-01")
+    ten_year = values(data.data, "financial.yield_curves.ten_year")
+    assert ten_year["observed_at"].min() == at("1980-01-02")
+
+
+def test_fred_md_fills_only_before_the_recorded_file_and_fails_clearly(tmp_path: Path) -> None:
+    folder = tmp_path / "macro" / "fred"
+    folder.mkdir(parents=True)
+    months = [f"{y}-{m:02d}-01" for y in (2000, 2001) for m in range(1, 13)]
+    (folder / "CPIAUCSL.csv").write_text(
+        "date,value\n" + "".join(f"{d},{100 + i}\n" for i, d in enumerate(months))
+    )
+    md_months = [f"{m}/1/{y}" for y in (1999, 2000) for m in range(1, 13)]
+    rows = "".join(f"{d},{50 + i},{4 + i / 10}\n" for i, d in enumerate(md_months))
+    md = tmp_path / "macro" / "fred_md_current.csv"
+    md.write_text("sasdate,CPIAUCSL,UNRATE\nTransform:,6,2\n" + rows)
+    result = load_fred_recorded(tmp_path, ["CPIAUCSL", "UNRATE"])
+    assert set(result.failures) == {"UNRATE"}  # no recorded file: FRED-MD alone adds nothing
+    yoy = values(result.data, CPI)
+    assert yoy["observed_at"].min() == at("2000-01-01")  # 1999 is FRED-MD's, 2000 the file's
+    assert yoy.filter(pl.col("observed_at") == at("2000-01-01"))["value"].item() == (
+        pytest.approx((100 / 50 - 1) * 100)
+    )
+    # 2001-01 divides by the file's 2000-01 (100), not FRED-MD's (62)
+    assert yoy.filter(pl.col("observed_at") == at("2001-01-01"))["value"].item() == (
+        pytest.approx((112 / 100 - 1) * 100)
+    )
+    md.write_text("sasdate,CPIAUCSL\nTransform:,6\n1/1/1999,50\n2/1/1999,abc\n")
+    with pytest.raises(SourceError, match=r"fred_md_current\.csv.*CPIAUCSL"):
+        load_fred_recorded(tmp_path, ["CPIAUCSL"])

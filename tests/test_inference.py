@@ -141,7 +141,7 @@ def test_guwm_nowcast_serves_the_promoted_run_with_intervals(trained, capsys):
     import json
 
     from canvas.shards import ShardDataset
-    from training.evaluate import evaluate
+    from training.evaluate import CELL_TASKS, evaluate
     from training.intervals import ERRORS, validation_errors
     from training.serving import GateResult, promote
     from warehouse.cli import main
@@ -151,7 +151,7 @@ def test_guwm_nowcast_serves_the_promoted_run_with_intervals(trained, capsys):
     model = WorldModel.load(root / "run", canvas_dir=root / "canvas")
     train = ShardDataset(root / "canvas", split="train", layout=bound)
     val = ShardDataset(root / "canvas", split="val", layout=bound)
-    report = evaluate(model.parts, val, dataset_train=train, tasks=("forecast",))
+    report = evaluate(model.parts, val, dataset_train=train, tasks=CELL_TASKS)
     stds = {p: s["std"] for p, s in manifest.stats.items()}
     (root / "run" / ERRORS).write_text(json.dumps(validation_errors(report.predictions, stds)))
     served_root = default_artifacts_dir(wh.path) / "world_model"  # where guwm looks
@@ -165,4 +165,11 @@ def test_guwm_nowcast_serves_the_promoted_run_with_intervals(trained, capsys):
     known = wh.as_of("2015-06-15", VIX, start="2015-06-01", end="2015-06-30")
     assert row["latest"] == pytest.approx(known["value"][-1])
     assert row["released_at"] <= "2015-06-15"
+    # June's CPI is not out on June 15: its interval comes from the unreleased task's errors
+    cpi = "country_us.macro.inflation.headline_cpi"
+    assert (
+        main(["--warehouse", str(wh.path), "nowcast", "2015-06-15", cpi, "--format", "json"]) == 0
+    )
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["lower_80"] < row["upper_80"] and row["latest_for"] < "2015-06-01"
     assert main(["--warehouse", str(wh.path), "nowcast", "2015-06-15", "financial.nothing"]) == 1

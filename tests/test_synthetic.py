@@ -354,7 +354,11 @@ def test_earnings_are_quarterly_per_firm_with_consistent_surprises(world: Synthe
         name=pl.col("field_path").str.split(".").list.last(),
     ).pivot("name", index=["firm", "observed_at"], values="value")
     assert set(wide["firm"].unique()) == {f"firm_{t}" for t in DEFAULT.firms}
-    assert wide.group_by("firm").len()["len"].is_between(95, 100).all()
+    # 100 quarters in 2000-2024, fewer for a firm listed later; a few dropped as missing
+    for firm, n in wide.group_by("firm").len().iter_rows():
+        listed = synthetic._FIRM_PROFILES[firm.removeprefix("firm_")][4] or 2000
+        quarters = 4 * (2025 - max(2000, listed))
+        assert 0.95 * quarters <= n <= quarters, firm
     full = wide.drop_nulls()
     assert full.height > 500
     np.testing.assert_allclose(full["eps_surprise"], full["eps_actual"] - full["eps_estimate"])
@@ -515,3 +519,18 @@ def test_ar1_filter_matches_the_recursion() -> None:
     for t in range(u.shape[1]):
         expected[:, t] = u[:, t] + (a * expected[:, t - 1] if t else 0.0)
     np.testing.assert_allclose(y, expected, atol=1e-9)
+
+
+def test_firms_report_earnings_only_once_listed():
+    """No EPS before a firm's listing (Google 2004): a world that starts earlier does not
+    extrapolate its trend back to a fraction of a cent."""
+    world = generate_world(SyntheticWorldConfig(start="2000-01-01", end="2006-12-31"))
+    first = (
+        world.sources["earnings"]
+        .group_by(pl.col("field_path").str.extract(r"firm_(\w+)\.").alias("firm"))
+        .agg(pl.col("observed_at").min())
+    )
+    first = dict(first.iter_rows())
+    assert first["GOOGL"] == dt.datetime(2004, 1, 1)
+    assert first["JPM"] == dt.datetime(2000, 1, 1) and first["MSFT"] == dt.datetime(2000, 1, 1)
+    assert "META" not in first  # listed in 2012

@@ -93,8 +93,8 @@ _LARGE_CAPS = {  # the default firms of every source: market returns, earnings, 
 LARGE_CAP_TICKERS: tuple[str, ...] = tuple(t.upper() for t in _LARGE_CAPS)
 
 # Where ingest and the canvas start by default: the longest history the recorded sources
-# hold (most FRED series from 1980). More windows is what the world model lacks most.
-HISTORY_START = "1980-01-01"
+# hold (FRED-MD's monthly series from 1959). More windows is what the world model lacks most.
+HISTORY_START = "1959-01-01"
 
 # The tables below are laid out by hand, one field per row.
 # fmt: off
