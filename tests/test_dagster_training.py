@@ -4,6 +4,7 @@ and the curriculum."""
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from dagster_defs import defs
 from dagster_defs.curriculum_assets import CurriculumResource
@@ -119,3 +120,17 @@ def test_the_gate_refuses_an_untrained_model_and_keeps_the_served_one(tmp_path):
     assert served(root) == before
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert {"world_model", "world_model_validation", "world_model_evaluation"} <= materialized
+
+
+def test_early_stopping_watches_the_configured_validation_task(tmp_path):
+    from canvas import compile_layout
+    from dagster_defs.training_assets import WorldModelConfig, build_trainer
+    from training.config import FORECAST_MASKING, MaskingConfig
+
+    bound = compile_layout("country_us.macro.inflation", T=4, d_model=16)
+    trainer = build_trainer(WorldModelConfig(), bound, tmp_path / "a")
+    assert trainer.config.val_masking == FORECAST_MASKING
+    mixed = build_trainer(WorldModelConfig(stop_on="training_mix"), bound, tmp_path / "b")
+    assert mixed.config.val_masking == MaskingConfig() == mixed.config.masking
+    with pytest.raises(ValueError, match="stop_on must be one of"):
+        build_trainer(WorldModelConfig(stop_on="loss"), bound, tmp_path / "c")
