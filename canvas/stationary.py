@@ -51,9 +51,11 @@ def inverse(codes: np.ndarray, t: np.ndarray, previous: np.ndarray) -> np.ndarra
     """Levels (float64) from transformed values `t` and the previous levels."""
     t = np.asarray(t, dtype=np.float64)
     previous = np.asarray(previous, dtype=np.float64)
-    out = np.where(codes == LOG, np.exp(t), t)
+    logged = (codes == LOG) | (codes == LOGDIFF)
+    growth = np.exp(np.where(logged, t, 0.0))  # no exp of a level: it may overflow
+    out = np.where(codes == LOG, growth, t)
     out = np.where(codes == DIFF, previous + t, out)
-    return np.where(codes == LOGDIFF, previous * np.exp(t), out)
+    return np.where(codes == LOGDIFF, previous * growth, out)
 
 
 def stationary_placements(

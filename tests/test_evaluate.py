@@ -546,3 +546,16 @@ def test_the_unreleased_task_scores_what_the_next_window_holds():
     assert truth[0, -1, 1] == values[1, 0, 1] and truth[1, -1, 1] == values[2, 0, 1]
     untouched = ~mask
     assert np.array_equal(truth[untouched], values[untouched])
+
+
+def test_a_field_seen_at_few_training_steps_is_counted_once_per_step():
+    """Overlapping windows show one step several times; the count is of distinct steps."""
+    from training.evaluate import _Arrays, _observed_steps
+
+    presence = np.zeros((3, 3, 2), dtype=bool)  # windows ending Mar, Apr, May 2020
+    presence[0, 2, 0] = presence[1, 1, 0] = presence[2, 0, 0] = True  # March, three times
+    presence[:, :, 1] = True  # every step: January .. May
+    months = np.array(["2020-03", "2020-04", "2020-05"], dtype="datetime64[M]")
+    days = months.astype("datetime64[D]").astype(np.int64)
+    arrays = _Arrays(np.zeros(presence.shape, np.float32), presence, days)
+    assert _observed_steps(arrays, "1mo").tolist() == [1, 5]

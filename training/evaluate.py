@@ -26,8 +26,8 @@ persistence, the training mean, a per-field AR(1), ridge regression on the panel
 model (AR(1), ridge and DFM are fitted on `dataset_train`). Scored are scalar, non-latent
 fields observed in the training windows; the summary's ``unscored`` says why any other
 field present in the test windows is left out (vector fields such as news embeddings
-have no scalar baseline; a field first seen after the training period has no
-normalisation).
+have no scalar baseline; a field seen at fewer than `MIN_TRAIN_STEPS` training steps has
+no reliable normalisation).
 
 Per task and field the report has n (scored cells), MSE and MAE in normalised units and
 in the fields' modelled units (x std: a change for a differenced field) for the model and
@@ -69,6 +69,9 @@ from training.masking import field_groups
 
 TASKS = ("forecast", "nowcast", "unreleased", "fields")
 CELL_TASKS = ("forecast", "unreleased")  # last-step cells: `predictions`, intervals
+# A field seen at fewer training steps is not scored: a normalisation (and an AR(1) or
+# ridge fit) from a handful of points puts later values hundreds of deviations out.
+MIN_TRAIN_STEPS = 24
 PREDICTORS = ("model", "persistence", "mean", "ar1", "ridge", "dfm", "oracle")
 BASELINES = PREDICTORS[1:]
 N_KEY_FIELDS = 4
@@ -237,7 +240,7 @@ def evaluate(
     trainer = _as_trainer(trainer_or_modules, layout)
     test = _arrays(dataset_test, batch_size)
     train = _arrays(dataset_train, batch_size)
-    scorable, unscored = _scorable(layout, train.presence, test.presence)
+    scorable, unscored = _scorable(layout, train, test.presence)
     dfm = DynamicFactor.fit(
         train.values,
         train.presence,
@@ -329,18 +332,28 @@ def _as_trainer(model: Any, layout: CanvasLayout) -> Any:
     return model
 
 
+def _observed_steps(arrays: _Arrays, step: str) -> np.ndarray:
+    """(F,) the number of distinct steps at which each field is present in some window."""
+    N, T, F = arrays.presence.shape
+    steps = (step_index(arrays.window_end, step) - (T - 1))[:, None] + np.arange(T)
+    n, t, f = np.nonzero(arrays.presence)
+    cells = np.unique(np.stack([steps[n, t], f]), axis=1)
+    return np.bincount(cells[1], minlength=F)
+
+
 def _scorable(
-    layout: CanvasLayout, train_presence: np.ndarray, test_presence: np.ndarray
+    layout: CanvasLayout, train: _Arrays, test_presence: np.ndarray
 ) -> tuple[np.ndarray, dict[str, str]]:
     """(F,) fields to score, and why each field present in the test windows is not."""
     vector = np.zeros(layout.n_fields, dtype=bool)
     vector[layout.vector_fields] = True
-    trained = train_presence.any(axis=(0, 1))
-    scorable = ~layout.latent_mask & ~vector & trained
+    steps = _observed_steps(train, layout.step)
+    scorable = ~layout.latent_mask & ~vector & (steps >= MIN_TRAIN_STEPS)
     unscored = {
         layout.paths[f]: "vector field (no scalar baseline)"
         if vector[f]
-        else "no observation in the training windows (no normalisation, nothing to fit)"
+        else f"observed at {steps[f]} training steps, fewer than {MIN_TRAIN_STEPS} (its "
+        "normalisation and every fitted baseline would rest on too little)"
         for f in np.flatnonzero(test_presence.any(axis=(0, 1)) & ~scorable)
     }
     return scorable, unscored
