@@ -19,12 +19,9 @@ import json
 import tempfile
 from pathlib import Path
 
-import dagster as dg
-
 from bench.common import BenchResult
-from bench.quality_bench import RECORDED
-from dagster_defs.definitions import defs
-from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
+from bench.quality_bench import RECORDED, assets_of, materialize_in
+from dagster_defs.resources import SourcesResource
 from dagster_defs.training_assets import VALIDATION, world_model, world_model_validation
 from warehouse.catalog import HISTORY_START
 
@@ -39,24 +36,13 @@ VARIANTS = {  # name: (canvas start, early stopping on)
 
 def _validation_ratios(tmp: Path, sources: SourcesResource, start: str, config: dict) -> dict:
     """The gate's validation ratios (task -> baseline -> model MSE / baseline MSE)."""
-    graph = defs.resolve_asset_graph()
-    upstream = [
-        a for a in defs.assets if graph.get(next(iter(a.keys))).group_name in ("ingest", "canvas")
-    ]
-    dg.materialize(
-        [*upstream, world_model, world_model_validation],
-        resources={
-            **defs.resources,
-            "warehouse": WarehouseResource(path=str(tmp / "wh.duckdb")),
-            "sources": sources,
-            "artifacts": ArtifactsResource(root=str(tmp / "artifacts")),
-        },
-        run_config={
-            "ops": {
-                "canvas_tensors": {"config": {"start": start, **SPLIT}},
-                "world_model": {"config": config},
-            },
-            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+    materialize_in(
+        tmp,
+        sources,
+        [*assets_of("ingest", "canvas"), world_model, world_model_validation],
+        {
+            "canvas_tensors": {"config": {"start": start, **SPLIT}},
+            "world_model": {"config": config},
         },
     )
     (path,) = (tmp / "artifacts" / "world_model").glob(f"*/{VALIDATION}")

@@ -34,11 +34,17 @@ RECORDED = Path(
 )
 
 
-def _evaluate(tmp: Path, sources: SourcesResource, steps: int) -> dict:
-    """Materialize the graph up to the evaluation; the evaluation's metadata and summary."""
+def assets_of(*groups: str) -> list[dg.AssetsDefinition]:
+    """The code location's assets in `groups`."""
     graph = defs.resolve_asset_graph()
-    assets = [a for a in defs.assets if graph.get(next(iter(a.keys))).group_name in GROUPS]
-    result = dg.materialize(
+    return [a for a in defs.assets if graph.get(next(iter(a.keys))).group_name in groups]
+
+
+def materialize_in(
+    tmp: Path, sources: SourcesResource, assets: list, ops: dict
+) -> dg.ExecuteInProcessResult:
+    """`assets` in-process with a warehouse and artifacts under `tmp`, op config `ops`."""
+    return dg.materialize(
         assets,
         resources={
             **defs.resources,
@@ -46,10 +52,14 @@ def _evaluate(tmp: Path, sources: SourcesResource, steps: int) -> dict:
             "sources": sources,
             "artifacts": ArtifactsResource(root=str(tmp / "artifacts")),
         },
-        run_config={
-            "ops": {"world_model": {"config": {"n_steps": steps}}},
-            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-        },
+        run_config={"ops": ops, "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )
+
+
+def _evaluate(tmp: Path, sources: SourcesResource, steps: int) -> dict:
+    """Materialize the graph up to the evaluation; the evaluation's metadata and summary."""
+    result = materialize_in(
+        tmp, sources, assets_of(*GROUPS), {"world_model": {"config": {"n_steps": steps}}}
     )
     events = {
         e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
