@@ -1,13 +1,17 @@
 """Point-in-time alignment of long-format observations into canvas windows.
 
 The time axis is a grid of steps (edges[b] <= t < edges[b+1]). A window ending at step
-e covers steps e-T+1 .. e and sees only what was known by its cutoff edges[e+1]. For
-each field and step it holds the best observation known by then: the latest
-observation in the step, in its latest vintage known by the cutoff. Nothing is
-forward-filled: a step without an observation known by the cutoff is absent.
+e covers steps e-T+1 .. e and sees only what was known by its cutoff: the end of step
+e, edges[e+1]. With `per_step` = k > 1 each end step has k windows, cut at k evenly
+spaced moments inside it (the last at its end): the ragged edge as it stood during the
+step, not only at its close. For each field and step a window holds the best
+observation known by its cutoff: the latest observation in the step, in its latest
+vintage known by then. Nothing is forward-filled: a step without an observation known
+by the cutoff is absent.
 
-Everything is NumPy over whole arrays; each observation vintage is written into at
-most T windows, so the work is O(rows x T).
+Windows are numbered in cutoff order, n = (e - T + 1) * k + c for the c-th moment of
+end step e. Everything is NumPy over whole arrays; each observation vintage is written
+into at most T x k windows, so the work is O(rows x T x k).
 """
 
 from __future__ import annotations
@@ -49,25 +53,43 @@ class Placements:
         return Placements(self.window[keep], self.slot[keep], self.field[keep], self.row[keep])
 
 
+def step_cutoffs(edges: np.ndarray, per_step: int = 1) -> np.ndarray:
+    """(S x per_step,) cutoffs: per_step evenly spaced moments in each step, the last at
+    its end (per_step=1: edges[1:])."""
+    if per_step < 1:
+        raise ValueError(f"cutoffs per step must be at least 1, got {per_step}")
+    us = edges.astype("datetime64[us]").view(np.int64)
+    span = (us[1:] - us[:-1])[:, None]
+    cut = us[:-1, None] + span * np.arange(1, per_step + 1) // per_step
+    return cut.reshape(-1).view("datetime64[us]")
+
+
+def window_cutoffs(edges: np.ndarray, T: int, per_step: int = 1) -> np.ndarray:
+    """(N,) each window's cutoff, in window order."""
+    return step_cutoffs(edges, per_step)[(T - 1) * per_step :]
+
+
 def place(
     field_index: np.ndarray,
     observed_at: np.ndarray,
     known_at: np.ndarray,
     edges: np.ndarray,
     T: int,
+    per_step: int = 1,
 ) -> Placements:
     """Point-in-time placements of observation vintages into windows.
 
     `field_index`, `observed_at`, `known_at` are per-row arrays (datetime64[us]);
-    windows are numbered n = e - (T-1) for window end steps e = T-1 .. S-1.
+    windows are numbered n = (e - T + 1) x per_step + c for end steps e = T-1 .. S-1
+    and their cutoffs c (see `window_cutoffs`).
     """
-    n_steps = len(edges) - 1
+    n_steps, m = len(edges) - 1, per_step
     observed_at = observed_at.astype("datetime64[us]")
     known_at = known_at.astype("datetime64[us]")
     step = np.searchsorted(edges, observed_at, side="right") - 1
-    # first window end whose cutoff edges[e+1] is at or after the release
-    first_end = np.searchsorted(edges[1:], known_at, side="left")
-    keep = (step >= 0) & (step < n_steps) & (first_end < n_steps)
+    # in cutoff units u = e x m + c over every step: the first cutoff at or after the release
+    first_end = np.searchsorted(step_cutoffs(edges, m), known_at, side="left")
+    keep = (step >= 0) & (step < n_steps) & (first_end < n_steps * m)
     rows = np.flatnonzero(keep)
     if len(rows) == 0:
         empty = np.zeros(0, dtype=np.int64)
@@ -96,8 +118,9 @@ def place(
     cp_row = rows[best_pos[cp]]
     next_k = np.r_[cp_k[1:], np.iinfo(np.int64).max]
     next_k[np.r_[cp_group[1:] != cp_group[:-1], True]] = np.iinfo(np.int64).max
-    lo = np.maximum(np.maximum(cp_k, cp_b), T - 1)
-    hi = np.minimum(np.minimum(next_k - 1, cp_b + T - 1), n_steps - 1)
+    # cutoffs from the release (and the step's own) to the last window that holds step b
+    lo = np.maximum(np.maximum(cp_k, cp_b * m), (T - 1) * m)
+    hi = np.minimum(np.minimum(next_k - 1, (cp_b + T) * m - 1), n_steps * m - 1)
     valid = lo <= hi
     lo, hi, cp_b, cp_f, cp_row = lo[valid], hi[valid], cp_b[valid], cp_f[valid], cp_row[valid]
 
@@ -105,25 +128,27 @@ def place(
     lengths = hi - lo + 1
     rep = np.repeat(np.arange(len(lo), dtype=np.int32), lengths)
     starts = (np.cumsum(lengths) - lengths).astype(np.int32)
-    window = np.arange(lengths.sum(), dtype=np.int32)
-    window += (lo - (T - 1)).astype(np.int32)[rep] - starts[rep]
-    return Placements(
-        window=window,
-        slot=cp_b.astype(np.int32)[rep] - window,  # step b sits at slot b - first step
-        field=cp_f.astype(np.int32)[rep],
-        row=cp_row[rep],
-    )
+    u = np.arange(lengths.sum(), dtype=np.int32)
+    u += lo.astype(np.int32)[rep] - starts[rep]
+    # step b sits at slot b - first step, the first step being u // m - (T - 1)
+    slot = cp_b.astype(np.int32)[rep] - (u // m if m > 1 else u) + (T - 1)
+    u -= (T - 1) * m
+    return Placements(window=u, slot=slot, field=cp_f.astype(np.int32)[rep], row=cp_row[rep])
 
 
 def split_bounds(
-    edges: np.ndarray, T: int, train_end: dt.datetime | None, val_end: dt.datetime | None
+    edges: np.ndarray,
+    T: int,
+    train_end: dt.datetime | None,
+    val_end: dt.datetime | None,
+    per_step: int = 1,
 ) -> dict[str, tuple[int, int]]:
     """[first, end) window ranges of train / val / test by each window's cutoff.
 
     A window belongs to train when everything it can see was known by `train_end`
-    (its cutoff edges[n+T] <= train_end), so no training window looks past it.
+    (its cutoff <= train_end), so no training window looks past it.
     """
-    cutoffs = edges[T:]
+    cutoffs = window_cutoffs(edges, T, per_step)
     n = len(cutoffs)
     train_cut, val_cut = (
         int(np.searchsorted(cutoffs, np.datetime64(t, "us"), side="right")) if t else n

@@ -4,8 +4,9 @@ Output directory:
 
     manifest.json              layout hash, field order, normalisation stats, dates, splits
     window_end.npy             (N,) datetime64[us] start of each window's last step
-    edges.npy                  (S+1,) datetime64[us] step boundaries; window n covers steps
-                               n .. n+T-1 and sees what was known by edges[n+T]
+    edges.npy                  (S+1,) datetime64[us] step boundaries; with k cutoffs per
+                               step, window n covers steps n//k .. n//k+T-1 and sees what
+                               was known by its cutoff (`canvas.align.window_cutoffs`)
     shard_00000/values.npy     (n, T, F) float32, normalised; 0 where absent
     shard_00000/presence.npy   (n, T, F) uint8, 1 where a value was known by the cutoff
     shard_00000/vectors.npy    (n, T, V, D) float16, vector fields (if the layout has any)
@@ -71,6 +72,7 @@ class CanvasManifest:
     untrained_fields: list[str] = field(default_factory=list)  # no training data: absent
     transforms: dict[str, str] = field(default_factory=dict)  # field -> its non-level transform
     level_fields: list[str] = field(default_factory=list)  # the fields of levels.npy
+    cutoffs_per_step: int = 1  # windows per end step, cut at moments inside it
     observations: int = 0
     created_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
 
@@ -256,6 +258,7 @@ def materialize_canvas(
     shard_windows: int = 1024,
     stats: dict[str, dict[str, float]] | None = None,
     known_by: dt.datetime | dt.date | str | None = None,
+    cutoffs_per_step: int = 1,
 ) -> CanvasManifest:
     """Materialize point-in-time windows of `layout` from the warehouse into `out_dir`.
 
@@ -263,17 +266,20 @@ def materialize_canvas(
     Parquet export (the same rows give the same shards).
 
     Windows end at every step from start+T-1 to end; a window ending at step e sees only
-    values known by the end of that step. Splits are by window cutoff (default 70% /
-    15% / 15%); normalisation statistics come from the training period only, or from
-    `stats` (a manifest's) so new windows are normalised as a model was trained.
+    values known by the end of that step, and with `cutoffs_per_step` = k > 1 there are
+    k windows per end step, each seeing what was known at one of k evenly spaced moments
+    inside it (the ragged edge during the step; the last is the step's end). Splits are
+    by window cutoff (default 70% / 15% / 15%); normalisation statistics come from the
+    training period only, or from `stats` (a manifest's) so new windows are normalised
+    as a model was trained.
     `known_by` caps every cutoff at that moment: the windows hold only what had been
     released by then (a nowcast for a moment inside its last step).
     """
     started = time.perf_counter()
     T = layout.T
     edges = step_edges(start, end, layout.step)
-    n_windows = len(edges) - T
-    if n_windows < 1:
+    n_windows = (len(edges) - T) * cutoffs_per_step
+    if len(edges) - T < 1:
         raise ValueError(
             f"{start} .. {end} has {len(edges) - 1} steps of {layout.step}; a window needs T={T}"
         )
@@ -285,8 +291,9 @@ def materialize_canvas(
         raise ValueError(
             f"need start < train_end <= val_end, got {start_ts}, {train_end_ts}, {val_end_ts}"
         )
-    window_end = edges[T - 1 : -1]
-    splits = {k: list(v) for k, v in split_bounds(edges, T, train_end_ts, val_end_ts).items()}
+    window_end = np.repeat(edges[T - 1 : -1], cutoffs_per_step)
+    bounds = split_bounds(edges, T, train_end_ts, val_end_ts, cutoffs_per_step)
+    splits = {k: list(v) for k, v in bounds.items()}
 
     if stats is None:
         stats = _stats(warehouse, layout, start_ts, train_end_ts, sources)
@@ -322,7 +329,7 @@ def materialize_canvas(
         np.save(staging / "window_end.npy", window_end)
         np.save(staging / "edges.npy", edges)
         total = 0
-        chunks = _chunks(counts, [p for p in layout.paths if counts.get(p)], T)
+        chunks = _chunks(counts, [p for p in layout.paths if counts.get(p)], T * cutoffs_per_step)
         for i, chunk in enumerate(chunks, 1):
             rows = warehouse.sql(
                 "SELECT field_path, observed_at, known_at, value, vector FROM observations "
@@ -336,7 +343,12 @@ def materialize_canvas(
             f_idx = rows["field_path"].replace_strict(layout.index, return_dtype=pl.Int64)
             f_idx = f_idx.to_numpy()
             placements = place(
-                f_idx, rows["observed_at"].to_numpy(), rows["known_at"].to_numpy(), edges, T
+                f_idx,
+                rows["observed_at"].to_numpy(),
+                rows["known_at"].to_numpy(),
+                edges,
+                T,
+                cutoffs_per_step,
             )
             if untrained.any():
                 placements = placements.where(~untrained[placements.field])
@@ -375,6 +387,7 @@ def materialize_canvas(
             untrained_fields=[p for p, u in zip(layout.paths, untrained, strict=True) if u],
             transforms={f.path: f.transform.value for f in layout.fields if f.transform != "level"},
             level_fields=[layout.paths[i] for i in level_fields],
+            cutoffs_per_step=cutoffs_per_step,
             observations=total,
         )
         manifest.save(staging)

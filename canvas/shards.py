@@ -47,6 +47,11 @@ class ShardDataset(Dataset):
     With `layout`, the manifest's layout hash must match ``layout.layout_hash()``.
     Without it, the layout is rebuilt from the manifest's fields (default schema) on
     compile_layout's default grid (near-square, 4 vector slots), unchecked.
+
+    A canvas with several cutoffs per step (`CanvasManifest.cutoffs_per_step`) holds
+    windows cut inside each step too; by default the dataset is the windows cut at each
+    step's end, one per step, in step order. `every_cutoff=True` gives every window (more,
+    overlapping training windows, each with the ragged edge of its own moment).
     """
 
     def __init__(
@@ -54,6 +59,8 @@ class ShardDataset(Dataset):
         directory: str | Path,
         split: Split | None = "train",
         layout: CanvasLayout | None = None,
+        *,
+        every_cutoff: bool = False,
     ) -> None:
         self.directory = Path(directory)
         self.manifest = CanvasManifest.load(self.directory)
@@ -68,7 +75,9 @@ class ShardDataset(Dataset):
         self.layout = layout or _rebuild_layout(self.manifest)
         self.split = split
         first, end = self.manifest.splits[split] if split else (0, self.manifest.n_windows)
-        self.first, self.end = int(first), int(end)
+        per_step = 1 if every_cutoff else self.manifest.cutoffs_per_step
+        # global window numbers: every window, or those at a step's end (n % k == k - 1)
+        self._index = np.arange(first + (-first - 1) % per_step, end, per_step, dtype=np.int64)
         self._loss_weights = self.layout.loss_weights
         self._open()
 
@@ -107,10 +116,10 @@ class ShardDataset(Dataset):
     @property
     def window_days(self) -> np.ndarray:
         """(n,) int64 day (since 1970-01-01) of each window's last step, in window order."""
-        return self._window_days[self.first : self.first + len(self)]
+        return self._window_days[self._index]
 
     def __len__(self) -> int:
-        return self.end - self.first
+        return len(self._index)
 
     def gather(
         self, indices: Sequence[int] | np.ndarray, names: Sequence[str] | None = None
@@ -120,7 +129,7 @@ class ShardDataset(Dataset):
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
             raise IndexError(f"window index out of range for {len(self)} windows")
-        glob = self.first + np.where(idx < 0, idx + len(self), idx)
+        glob = self._index[idx]
         shard = np.searchsorted(self._starts, glob, side="right") - 1
         local = glob - self._starts[shard]
         names = list(names or self._arrays[0])
@@ -181,10 +190,12 @@ def build_shard_dataloader(
     *,
     drop_last: bool = False,
     generator: torch.Generator | None = None,
+    every_cutoff: bool = False,
 ) -> DataLoader:
-    """A DataLoader over one split of materialized shards, checked against `layout`."""
+    """A DataLoader over one split of materialized shards, checked against `layout`
+    (`every_cutoff`: see `ShardDataset`)."""
     return DataLoader(
-        ShardDataset(directory, split=split, layout=layout),
+        ShardDataset(directory, split=split, layout=layout, every_cutoff=every_cutoff),
         batch_size=batch_size,
         shuffle=shuffle,
         num_workers=num_workers,

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from canvas.align import window_cutoffs
 from canvas.materialize import CanvasManifest
 from canvas.stationary import CODES, LEVEL, forward
 from warehouse.schema import Transform
@@ -34,7 +35,8 @@ def verify_windows(
     directory = Path(directory)
     manifest = CanvasManifest.load(directory)
     edges = np.load(directory / "edges.npy")
-    T = manifest.T
+    T, per_step = manifest.T, manifest.cutoffs_per_step
+    cutoffs = window_cutoffs(edges, T, per_step)
     if windows is None:
         windows = sorted(set(np.linspace(0, manifest.n_windows - 1, sample).astype(int)))
     index = {p: i for i, p in enumerate(manifest.fields)}
@@ -50,21 +52,24 @@ def verify_windows(
         stored = {
             (int(j), int(f)) for j, f in zip(*np.nonzero(presence[n - shard["first"]]), strict=True)
         }
+        first_step = n // per_step
         rows = warehouse.sql(
             "SELECT field_path, observed_at, arg_max(value, known_at) AS value "
             "FROM observations "
-            "WHERE known_at <= $cutoff AND observed_at >= $lo AND observed_at < $cutoff "
+            "WHERE known_at <= $cutoff AND observed_at >= $lo AND observed_at < $hi "
             "AND list_contains($fields, field_path)"
             + (" AND list_contains($sources, source)" if sources is not None else "")
             + " GROUP BY ALL ORDER BY field_path, observed_at",
             {
-                "cutoff": edges[n + T].item(),
-                "lo": edges[n].item(),
+                "cutoff": cutoffs[n].item(),
+                "lo": edges[first_step].item(),
+                "hi": edges[first_step + T].item(),
                 "fields": manifest.fields,
                 **({"sources": sources} if sources is not None else {}),
             },
         )
-        slots = np.searchsorted(edges, rows["observed_at"].to_numpy(), side="right") - 1 - n
+        slots = np.searchsorted(edges, rows["observed_at"].to_numpy(), side="right") - 1
+        slots -= first_step
         steps = (
             rows.with_columns(slot=slots, field=rows["field_path"].replace_strict(index))
             .filter(~pl.col("field_path").is_in(list(untrained)))

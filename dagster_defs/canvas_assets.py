@@ -25,6 +25,10 @@ class CanvasConfig(dg.Config):
     train_end: str | None = None
     val_end: str | None = None
     lake_url: str | None = None  # read the Parquet export here (any fsspec URL), not DuckDB
+    # windows per step, cut at evenly spaced moments inside it (2: mid-month and month
+    # end, chosen on validation: docs/world_model.md); evaluation uses the windows cut at
+    # each step's end, training all of them
+    cutoffs_per_step: int = 2
 
 
 @dg.asset(
@@ -71,6 +75,7 @@ def canvas_tensors(
         train_end=config.train_end,
         val_end=config.val_end,
         sources=source_names,
+        cutoffs_per_step=config.cutoffs_per_step,
     )
     coverage = coverage_by_window(out, manifest)
     layout_png = layout.render_png(artifacts.path("canvas_layout.png"))

@@ -108,9 +108,14 @@ def world_model(
     run_dir = artifacts.path("world_model", f"{manifest.layout_hash}-{config.backbone}")
     run_dir.mkdir(parents=True, exist_ok=True)
     trainer = build_trainer(config, bound, run_dir)
-    train = build_shard_dataloader(canvas_dir, bound, "train", config.batch_size, shuffle=True)
-    # start as a per-field AR(1) fitted on the training windows (a resumed run reloads)
-    windows = train.dataset.__getitems__(list(range(len(train.dataset))))
+    # every window of the training period, those cut inside a step too (CanvasConfig)
+    train = build_shard_dataloader(
+        canvas_dir, bound, "train", config.batch_size, shuffle=True, every_cutoff=True
+    )
+    # start as a per-field AR(1) fitted on the training windows at each step's end, the
+    # baseline's own (a resumed run reloads)
+    step_ends = ShardDataset(canvas_dir, split="train", layout=bound)
+    windows = step_ends.__getitems__(list(range(len(step_ends))))
     ar1 = AR1.fit(windows["values"].numpy(), windows["presence"].numpy())
     trainer.decoder.start_as_ar1(ar1.b, ar1.fitted)
     val = build_shard_dataloader(canvas_dir, bound, "val", config.batch_size, shuffle=False)
@@ -128,6 +133,7 @@ def world_model(
             "checkpoint": dg.MetadataValue.path(str(run_dir)),
             "steps": trainer.step,
             "best_step": trainer.best_step,
+            "training_windows": len(train.dataset),
             "final_loss": round(float(last.get("loss", float("nan"))), 5),
             "val_loss": round(float(last.get("val_loss", float("nan"))), 5),
             "seconds": round(seconds, 1),

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 import canvas.materialize as materialize_module
+from canvas.align import window_cutoffs
 from canvas.layout import compile_layout
 from canvas.materialize import CanvasManifest, materialize_canvas
 from canvas.verify import verify_windows
@@ -217,3 +218,35 @@ def test_manifest_records_layout_and_splits(world_warehouse, tmp_path):
         materialize_canvas(
             world_warehouse, layout, tmp_path / "d", start="2010-01-01", end="2010-03-01"
         )
+
+
+def test_cutoffs_inside_a_step_match_the_warehouse_and_the_step_end_canvas(
+    world_warehouse, tmp_path
+):
+    layout = compile_layout("country_us", "financial", T=4)
+    args = dict(start="2012-01-01", end="2014-12-31", train_end="2013-06-30", shard_windows=30)
+    monthly = materialize_canvas(world_warehouse, layout, tmp_path / "monthly", **args)
+    weekly = materialize_canvas(
+        world_warehouse, layout, tmp_path / "weekly", cutoffs_per_step=4, **args
+    )
+    assert weekly.n_windows == 4 * monthly.n_windows
+    # every window, those cut inside a month included, holds exactly what was known then
+    problems, checked = verify_windows(
+        world_warehouse, tmp_path / "weekly", windows=list(range(weekly.n_windows))
+    )
+    assert problems == [] and checked == weekly.n_windows
+    # the window cut at each step's end is the monthly canvas's window, bit for bit
+    for name in ("values", "presence", "levels"):
+        assert np.array_equal(
+            load(tmp_path / "weekly", name)[3::4], load(tmp_path / "monthly", name), equal_nan=True
+        )
+    # earlier in the month, less is known: presence only grows through a step's cutoffs
+    presence = load(tmp_path / "weekly", "presence").reshape(monthly.n_windows, 4, 4, -1)
+    assert (np.diff(presence.astype(np.int8), axis=1) >= 0).all()
+    assert (presence[:, 0] < presence[:, 3]).any()
+    # the training split ends at the last cutoff on or before train_end, inside June
+    cutoffs = window_cutoffs(np.load(tmp_path / "weekly" / "edges.npy"), 4, per_step=4)
+    end = weekly.splits["train"][1]
+    assert cutoffs[end - 1] <= np.datetime64("2013-06-30") < cutoffs[end]
+    assert end % 4 != 0  # inside a month: June's earlier windows are training windows
+    assert weekly.stats == monthly.stats

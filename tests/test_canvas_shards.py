@@ -157,3 +157,29 @@ def test_shards_agree_with_the_in_memory_dataset_and_denormalise(canvas_dir, lay
     assert float(back[n, -2, cpi]) == pytest.approx(may, abs=1e-4)
     assert denormalise(b["values"].numpy(), shards)[n, -2, cpi] == pytest.approx(may, abs=1e-4)
     assert denormalise(a["values"], memory)[n, -2, cpi] == pytest.approx(may, abs=1e-4)
+
+
+def test_a_canvas_cut_inside_steps_serves_step_ends_by_default(tmp_path, world, layout):
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    for name in ("fred", "yahoo"):
+        wh.ingest(world.sources[name], source=name)
+    monthly = tmp_path / "monthly"
+    weekly = tmp_path / "weekly"
+    materialize_canvas(wh, layout, monthly, shard_windows=SHARD, **DATES_VAL)
+    materialize_canvas(wh, layout, weekly, shard_windows=SHARD, cutoffs_per_step=3, **DATES_VAL)
+    for split in ("train", "val", "test", None):
+        one = ShardDataset(monthly, split=split, layout=layout)
+        ends = ShardDataset(weekly, split=split, layout=layout)
+        assert len(ends) == len(one)
+        a, b = one.__getitems__(range(len(one))), ends.__getitems__(range(len(ends)))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert np.array_equal(one.window_days, ends.window_days)
+    every = ShardDataset(weekly, split=None, layout=layout, every_cutoff=True)
+    assert len(every) == 3 * len(ShardDataset(monthly, split=None, layout=layout))
+    train = ShardDataset(weekly, split="train", layout=layout, every_cutoff=True)
+    # training windows: every cutoff on or before train_end, each end step three times
+    assert len(train) == 3 * len(ShardDataset(monthly, split="train", layout=layout))
+    counts = np.unique(train.window_days, return_counts=True)[1]
+    assert (counts == 3).all()
+    again = pickle.loads(pickle.dumps(train))
+    assert torch.equal(again[len(train) - 1]["values"], train[len(train) - 1]["values"])

@@ -3,9 +3,12 @@ and the curriculum."""
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 import pytest
 
+from canvas.materialize import CanvasManifest
 from dagster_defs import defs
 from dagster_defs.curriculum_assets import CurriculumResource
 from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
@@ -28,7 +31,9 @@ def resources_for(tmp_path):
 
 CONFIG = {
     "ops": {
-        "canvas_tensors": {"config": {"T": 6, "d_model": 32, "start": "2008-01-01"}},
+        "canvas_tensors": {
+            "config": {"T": 6, "d_model": 32, "start": "2008-01-01", "cutoffs_per_step": 2}
+        },
         "world_model": {"config": {"n_steps": 30, "n_layers": 1}},
     }
 }
@@ -46,6 +51,14 @@ def test_the_asset_graph_trains_and_evaluates(tmp_path):
         for e in result.get_asset_materialization_events()
     }
     assert events["world_model"]["steps"] == 30
+    # two windows a month: the model trains on both, evaluation uses the month-end ones
+    manifest = CanvasManifest.load(tmp_path / "artifacts" / "canvas")
+    assert manifest.cutoffs_per_step == 2 and manifest.n_windows % 2 == 0
+    assert events["world_model"]["training_windows"] == manifest.splits["train"][1]
+    test_first, test_end = manifest.splits["test"]
+    (summary,) = (tmp_path / "artifacts" / "world_model").glob("*/evaluation/summary.json")
+    month_ends = range(test_first + (-test_first - 1) % 2, test_end, 2)
+    assert json.loads(summary.read_text())["windows"] == len(month_ends) > 0
     assert "![loss]" in events["world_model"]["loss_curve"]
     evaluation = events["world_model_evaluation"]
     assert set(evaluation["summary"]) == set(TASKS)
