@@ -100,6 +100,17 @@ def _add_ratios(result: BenchResult, data: str, summary: dict) -> None:
                 row["model_mse"] / ratio,
                 note=f"{row['n_compared'][key]:,} held-out cells, {row['fields']} fields",
             )
+        medians = {k: v for k, v in row["median_field_ratio"].items() if v is not None and v == v}
+        if "ar1" in medians:
+            result.add(
+                f"{data}: {task} median per-field MSE ratio",
+                medians["ar1"],
+                "x AR(1)'s",
+                note="vs "
+                + ", ".join(
+                    f"{BASELINES[k]}: {v:.2f}" for k, v in medians.items() if k in BASELINES
+                ),
+            )
 
 
 def _add_intervals(result: BenchResult, data: str, metadata: dict) -> None:
