@@ -2,6 +2,7 @@
 
 import os
 import time
+from pathlib import Path
 
 import dagster as dg
 
@@ -98,11 +99,28 @@ def run_demo(
         metadata = {k: v.value for k, v in curriculum.materialization.metadata.items()}
         print("\n-- the standard curriculum DAG (fork: copy, join: average of the parents)")
         print(metadata["results"])
+    model = events.get("world_model")
+    if model is not None:
+        run = model.materialization.metadata["checkpoint"].value
+        _print_model(run, artifacts.path("canvas"), served=gate is not None and gate.passed)
     print(
         '\nnext: .venv/bin/guwm sql "SELECT * FROM fields WHERE n_observations > 0"  |  '
         "make dev (the Dagster UI)"
     )
     return result
+
+
+def _print_model(run: str, canvas: Path, served: bool) -> None:
+    """Where the trained model and its canvas live, and the lines that load and query it."""
+    print("\n-- the world model")
+    print(f"  run     {run}" + ("  (served)" if served else "  (not served: the gate refused it)"))
+    print(f"  canvas  {canvas}")
+    print("  from training import WorldModel")
+    if served:
+        print("  model = WorldModel.load()  # the served run")
+    print(f'  model = WorldModel.load("{run}", canvas_dir="{canvas}")  # this run')
+    if served:
+        print("  .venv/bin/guwm nowcast 2024-06-15 country_us.macro.inflation")
 
 
 def _describe(metadata: dict) -> str:

@@ -16,7 +16,8 @@ from canvas.shards import build_shard_dataloader
 from ingest.synthetic import SyntheticWorldConfig, generate_world
 from training import FieldDecoder, FieldEncoder, MaskedCanvasTrainer, TrainConfig, build_backbone
 from training.diffusion import DiffusionWorldModelTrainer
-from training.inference import WorldModel
+from training import WorldModel
+from warehouse.schema import UnknownFieldError
 from warehouse.store import Warehouse
 
 NOW = dt.datetime(2025, 6, 1)
@@ -84,8 +85,15 @@ def test_regime_latent_and_clear_errors(trained, tmp_path):
     batch = model.window_at(wh, "2014-03-31")
     n_regime = int(bound.latent_mask.sum())
     assert model.regime_latent(batch).shape == (1, n_regime * bound.d_model)
-    with pytest.raises(KeyError, match="no predicted field"):
+    with pytest.raises(UnknownFieldError, match="no field matches pattern 'narratives.nothing'"):
         model.predict_date(wh, "2015-06-15", fields=["narratives.nothing"])
+    # a typo among good names is refused too, with the nearest names
+    with pytest.raises(UnknownFieldError, match=f"did you mean: .*{VIX}"):
+        model.predict_date(wh, "2015-06-15", fields=["financial.equities", VIX + "x"])
+    # a date with nothing known in its window: one clear error, not all-null predictions
+    for outside in ("2030-01-15", "1990-06-30"):
+        with pytest.raises(ValueError, match="observations span 2010-01-.* pick a date"):
+            model.predict_date(wh, outside)
     other = compile_layout("financial.fx", T=6, d_model=32)
     materialize_canvas(wh, other, tmp_path / "c2", start="2010-01-01", end="2016-12-31")
     with pytest.raises(ValueError, match="trained on layout"):
@@ -173,3 +181,17 @@ def test_guwm_nowcast_serves_the_promoted_run_with_intervals(trained, capsys):
     (row,) = json.loads(capsys.readouterr().out)
     assert row["lower_80"] < row["upper_80"] and row["latest_for"] < "2015-06-01"
     assert main(["--warehouse", str(wh.path), "nowcast", "2015-06-15", "financial.nothing"]) == 1
+
+
+def test_the_main_jobs_load_line_loads_the_run(trained, capsys):
+    from dagster_defs.demo import _print_model
+
+    _, root, bound, _, _ = trained
+    _print_model(str(root / "run"), root / "canvas", served=False)
+    printed = capsys.readouterr().out
+    assert f"run     {root / 'run'}  (not served" in printed
+    lines = [line.strip().split("  #")[0] for line in printed.splitlines()]
+    code = "\n".join(x for x in lines if x.startswith(("from training", "model = ")))
+    scope: dict = {}
+    exec(code, scope)  # the two lines a user copies: the import and the load
+    assert scope["model"].bound.layout_hash() == bound.layout_hash()

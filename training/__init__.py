@@ -13,6 +13,7 @@ from training.dag import DAGNode, load_dag, standard_dag
 from training.dag_trainer import DAGCurriculumTrainer
 from training.diffusion import CosineNoiseSchedule, DiffusionWorldModelTrainer, frequency_scale
 from training.fields import FieldDecoder, FieldEncoder, FieldTransfer
+from training.inference import WorldModel
 from training.masked import MaskedCanvasTrainer
 from training.planner import Curriculum, build_curriculum
 from training.profile import DatasetProfile
@@ -38,6 +39,7 @@ __all__ = [
     "MaskingConfig",
     "PhaseConfig",
     "TrainConfig",
+    "WorldModel",
     "build_backbone",
     "build_curriculum",
     "estimate_compute",

@@ -22,6 +22,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from training.devices import check_device
+
 __all__ = [
     "World",
     "all_reduce_mean",
@@ -75,7 +77,7 @@ def init_from_env(device: str | torch.device = "cpu") -> World:
     NCCL for a CUDA `device` (and the local rank's GPU made current), else gloo.
     """
     if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
-        cuda = torch.device(device).type == "cuda"
+        cuda = check_device(device).type == "cuda"
         if cuda:
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         dist.init_process_group("nccl" if cuda else "gloo")
@@ -83,8 +85,9 @@ def init_from_env(device: str | torch.device = "cpu") -> World:
 
 
 def local_device(device: str | torch.device, ranks: World) -> torch.device:
-    """`device` for this rank: a bare "cuda" is the local rank's GPU when distributed."""
-    device = torch.device(device)
+    """`device` for this rank: a bare "cuda" is the local rank's GPU when distributed.
+    A device this machine lacks raises `DeviceUnavailableError`."""
+    device = check_device(device)
     if ranks.active and device.type == "cuda" and device.index is None:
         return torch.device("cuda", ranks.local_rank)
     return device

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import difflib
 import fnmatch
 import json
 import math
@@ -35,6 +36,7 @@ from training.intervals import ERRORS, interval
 from training.predict import forward_canvas
 from training.serving import served
 from warehouse.paths import default_artifacts_dir
+from warehouse.schema import UnknownFieldError
 from warehouse.store import Warehouse, as_timestamp
 
 
@@ -158,7 +160,19 @@ class WorldModel(nn.Module):
                 stats=self.manifest.stats,
                 known_by=end,
             )
-            yield ShardDataset(Path(tmp) / "w", split=None, layout=self.bound)
+            window = ShardDataset(Path(tmp) / "w", split=None, layout=self.bound)
+            if not window.gather([len(window) - 1], ["presence"])["presence"].any():
+                span = warehouse.sql(
+                    "SELECT min(observed_at) AS lo, max(observed_at) AS hi FROM observations"
+                ).row(0)
+                raise ValueError(
+                    f"nothing known by {end:%Y-%m-%d} falls in the {self.bound.T} steps of "
+                    f"{self.bound.step} up to it: the warehouse's observations span "
+                    f"{span[0]:%Y-%m-%d} .. {span[1]:%Y-%m-%d}; pick a date in that range"
+                    if span[0]
+                    else f"the warehouse at {warehouse.path} holds no observations yet"
+                )
+            yield window
 
     def window_at(
         self,
@@ -213,22 +227,31 @@ class WorldModel(nn.Module):
         return pl.DataFrame(columns, schema=types)
 
     def _select(self, patterns: Sequence[str] | None) -> list[int]:
+        """The predicted fields that `patterns` (paths, prefixes or globs) name, in layout
+        order; a pattern that names none raises UnknownFieldError with the nearest names."""
         scalar = [i for i, f in enumerate(self.bound.fields) if not (f.latent or f.is_vector)]
         if not patterns:
             return scalar
-        chosen = [
-            i
-            for i in scalar
-            if any(
-                self.bound.paths[i] == p
-                or self.bound.paths[i].startswith(p + ".")
-                or fnmatch.fnmatchcase(self.bound.paths[i], p)
-                for p in patterns
-            )
-        ]
-        if not chosen:
-            raise KeyError(f"no predicted field matches {list(patterns)}")
-        return chosen
+        names = [self.bound.paths[i] for i in scalar]
+
+        def matches(pattern: str) -> set[int]:
+            return {
+                i
+                for i, name in zip(scalar, names, strict=True)
+                if name == pattern
+                or name.startswith(pattern + ".")
+                or fnmatch.fnmatchcase(name, pattern)
+            }
+
+        chosen: set[int] = set()
+        for pattern in patterns:
+            found = matches(pattern)
+            if not found:
+                prefixes = {n.rsplit(".", k)[0] for n in names for k in (1, 2)}
+                close = difflib.get_close_matches(pattern, [*names, *prefixes], n=5, cutoff=0.6)
+                raise UnknownFieldError(pattern, sorted(close), is_pattern=True)
+            chosen |= found
+        return sorted(chosen)
 
 
 def _number(value: float) -> float | None:

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from canvas.layout import CanvasLayout
 from training.backbones.base import Backbone
+from training.devices import check_device
 
 __all__ = [
     "BottleneckAdapter",
@@ -101,7 +102,10 @@ def load_pretrained_transformer(
                 low_cpu_mem_usage=is_accelerate_available(),
             )
     except (OSError, HFValidationError) as err:
-        raise PretrainedWeightsNotFound(_missing_weights_message(model_id)) from err
+        # the loader's own chain is ~50 lines of hub internals; its first line is the cause
+        cause = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        message = f"{_missing_weights_message(model_id)}\n(loader said: {cause[:300]})"
+        raise PretrainedWeightsNotFound(message) from None
 
 
 class BottleneckAdapter(nn.Module):
@@ -166,7 +170,7 @@ class CogVideoXGraft(Backbone):
         super().__init__(bound)
         if device is None:
             device = next(transformer.parameters()).device if transformer is not None else "cpu"
-        device = torch.device(device)
+        device = check_device(device)  # before any weights are read
         self.frozen_dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
         self.source = pretrained_model_id if transformer is None else "given transformer"
         if transformer is None:
