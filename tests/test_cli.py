@@ -69,6 +69,24 @@ def test_sql_is_read_only(warehouse):
     assert Warehouse(warehouse, read_only=True).count() == 12
 
 
+def test_sql_neither_writes_nor_reads_files_unless_allowed(warehouse, tmp_path):
+    target = tmp_path / "dump.csv"
+    copy = f"COPY (SELECT * FROM observations) TO '{target}'"
+    refused = guwm("sql", copy, warehouse=warehouse)
+    assert refused.returncode == 1 and not target.exists()
+    assert "--allow-files" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    secret = tmp_path / "secret.csv"
+    secret.write_text("token\nabc123\n")
+    read = guwm("sql", f"SELECT * FROM read_csv('{secret}')", warehouse=warehouse)
+    assert read.returncode == 1 and "abc123" not in read.stdout + read.stderr
+    # turning the guard off from SQL is refused too
+    off = guwm("sql", "SET enable_external_access = true", warehouse=warehouse)
+    assert off.returncode == 1
+    allowed = guwm("sql", copy, "--allow-files", warehouse=warehouse)
+    assert allowed.returncode == 0, allowed.stderr
+    assert len(target.read_text().splitlines()) == 13  # header and the 12 rows
+
+
 def test_errors_are_one_line_without_traceback(warehouse):
     result = guwm("sql", "SELECT * FROM no_such_table", warehouse=warehouse)
     assert result.returncode == 1

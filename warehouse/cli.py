@@ -63,8 +63,21 @@ def _write(frame: pl.DataFrame, fmt: str, output: str | None, max_rows: int) -> 
 
 
 def cmd_sql(args: argparse.Namespace) -> None:
-    """Run a read-only SQL query against the warehouse."""
-    frame = _warehouse(args, read_only=True).sql(args.query)
+    """Run a read-only SQL query against the warehouse. It sees the warehouse only: files
+    are neither read (read_csv, read_parquet, ATTACH) nor written (COPY TO) unless
+    --allow-files is given (--output writes the result, always)."""
+    import duckdb
+
+    from warehouse.store import Warehouse
+
+    warehouse = Warehouse(args.warehouse, read_only=True, file_access=args.allow_files)
+    try:
+        frame = warehouse.sql(args.query)
+    except duckdb.PermissionException as err:
+        raise PermissionError(
+            f"{str(err).removeprefix('Permission Error: ')}: guwm sql reads the warehouse "
+            "only; pass --allow-files to read or write files from SQL"
+        ) from None
     _write(frame, args.format, args.output, args.max_rows)
 
 
@@ -105,7 +118,10 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    """Load the synthetic world into the warehouse and show a query over it."""
+    """The main job on the offline synthetic world: ingest every source into the
+    warehouse, materialize the canvas, train the world model (served only when it beats
+    its baselines on validation), evaluate it on the test period and train the curriculum
+    DAG; then print the checks, the gate, the evaluation and two queries."""
     from dagster_defs.demo import run_demo
 
     run_demo(args.warehouse, start=args.start, end=args.end, seed=args.seed)
@@ -156,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
     p.add_argument("--output", "-o", help="write to this file instead of stdout")
     p.add_argument("--max-rows", type=int, default=50, help="rows shown in table format")
+    p.add_argument(
+        "--allow-files",
+        action="store_true",
+        help="let the query read and write files (COPY TO, read_csv, ATTACH)",
+    )
     p.set_defaults(func=cmd_sql)
 
     p = sub.add_parser("fields", help="list schema fields", description=cmd_fields.__doc__)
@@ -179,10 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("demo", help="load the synthetic world", description=cmd_demo.__doc__)
-    p.add_argument("--start", default=HISTORY_START)
-    p.add_argument("--end", default="2024-12-31")
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser(
+        "demo",
+        help="the main job: ingest, canvas, train, gate, evaluate (synthetic world)",
+        description=cmd_demo.__doc__,
+    )
+    p.add_argument("--start", default=HISTORY_START, help="first day of the synthetic world")
+    p.add_argument("--end", default="2024-12-31", help="last day of the synthetic world")
+    p.add_argument("--seed", type=int, default=0, help="the synthetic world's seed")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(

@@ -351,11 +351,14 @@ class Warehouse(WarehouseReader):
         schema: Schema | None = None,
         read_only: bool = False,
         lock_timeout: float = 60.0,
+        file_access: bool = True,
     ) -> None:
         self.path = Path(path) if path is not None else default_warehouse_path()
         self.schema = schema if schema is not None else default_schema()
         self.read_only = read_only
         self.lock_timeout = lock_timeout
+        # False: queries see the warehouse only (COPY TO, read_csv, ATTACH are refused)
+        self.file_access = file_access
         if read_only:
             if not self.path.exists():
                 raise WarehouseNotFoundError(
@@ -391,6 +394,8 @@ class Warehouse(WarehouseReader):
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
         try:
+            if not self.file_access:  # cannot be turned back on by a query
+                con.execute("SET enable_external_access = false")
             yield con
         finally:
             with CONNECT_LOCK:
