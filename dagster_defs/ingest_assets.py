@@ -5,15 +5,20 @@ transaction and reports what changed. Checks beside them look at what is stored.
 """
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import dagster as dg
 import polars as pl
+from polars.exceptions import PolarsError
 
 from dagster_defs.metadata import markdown_table
 from dagster_defs.resources import SourcesResource, WarehouseResource
+from ingest.base import SourceError
 from ingest.sources import expected_fields, fetch
 from warehouse.lake import LakeReader
+from warehouse.store import WarehouseLockedError
 
 OWNERS = ["team:data-platform"]
 
@@ -81,6 +86,30 @@ def _since(wh, source_name: str) -> dict[str, dt.date]:
     return dict(last.iter_rows())
 
 
+# bad data or configuration: the same input fails the same way on every attempt
+DETERMINISTIC = (ValueError, LookupError, FileNotFoundError, PermissionError, PolarsError)
+# worth another attempt later: the network (after the adapters' own retries), a rate
+# limit, another process's lock, other I/O
+TRANSIENT = (SourceError, WarehouseLockedError, OSError)
+
+
+@contextmanager
+def _fail_fast_unless_transient(source: str) -> Iterator[None]:
+    """Let transient errors reach the retry policy; fail everything else at once.
+
+    Bad data and configuration fail with their own message and no chained traceback;
+    an unexpected error (a bug) fails at once too, with its traceback.
+    """
+    try:
+        yield
+    except DETERMINISTIC as err:
+        raise dg.Failure(description=f"{source}: {err}", allow_retries=False) from None
+    except TRANSIENT:
+        raise
+    except Exception as err:
+        raise dg.Failure(description=f"{source}: {err!r}", allow_retries=False) from err
+
+
 def build_ingest_asset(spec: IngestSource) -> dg.AssetsDefinition:
     """The asset that fetches one source and upserts it into the warehouse."""
 
@@ -106,10 +135,11 @@ def build_ingest_asset(spec: IngestSource) -> dg.AssetsDefinition:
         source_name = settings.warehouse_source(spec.source)
         since = _since(wh, source_name) if settings.mode == "live" else {}
         context.log.info(f"fetching {spec.source} in {settings.mode} mode")
-        result = fetch(spec.source, settings, since=since).raise_if_nothing()
-        for item, reason in sorted(result.failures.items()):
-            context.log.warning(f"{spec.source}: {item} failed: {reason}")
-        report = wh.ingest(result.data, source=source_name)
+        with _fail_fast_unless_transient(spec.source):
+            result = fetch(spec.source, settings, since=since).raise_if_nothing()
+            for item, reason in sorted(result.failures.items()):
+                context.log.warning(f"{spec.source}: {item} failed: {reason}")
+            report = wh.ingest(result.data, source=source_name)
         context.log.info(
             f"{source_name}: {report.rows_inserted} new, {report.rows_revised} restated, "
             f"{report.rows_unchanged} unchanged"

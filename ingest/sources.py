@@ -166,17 +166,22 @@ def _write_synthetic_spreadsheet(settings: SourceSettings, directory: Path) -> P
 
 
 def _tabular(settings: SourceSettings) -> FetchResult:
-    from ingest.tabular import tabular_adapter
+    from ingest.tabular import TabularBatchError, TabularError, tabular_adapter
 
     tables = tabular_tables(settings)
     if not tables:
         raise SourceError("source 'tabular': live mode needs tabular_spec (a YAML of tables)")
     with tempfile.TemporaryDirectory(prefix="guwm-tabular-") as tmp:
-        frames = []
+        frames, errors = [], []
         for table in tables:
             if table is SYNTHETIC_SPREADSHEET:
                 table = {**table, "path": _write_synthetic_spreadsheet(settings, Path(tmp))}
-            frames.append(tabular_adapter(**table)[1])
+            try:
+                frames.append(tabular_adapter(**table)[1])
+            except TabularError as err:  # read every table: report every bad one at once
+                errors.append(err)
+    if errors:
+        raise TabularBatchError(errors, len(tables))
     return FetchResult("tabular", pl.concat(frames, how="diagonal_relaxed"))
 
 

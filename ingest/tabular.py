@@ -142,6 +142,15 @@ class TabularError(ValueError):
         )
 
 
+class TabularBatchError(ValueError):
+    """Some tables of one batch could not be read: every bad table's error, at once."""
+
+    def __init__(self, errors: list[TabularError], n_tables: int) -> None:
+        self.errors = errors
+        bad = "\n".join(f"  - {err}" for err in errors)
+        super().__init__(f"{len(errors)} of {n_tables} tables could not be read:\n{bad}")
+
+
 class UnknownMappedFieldError(TabularError, UnknownFieldError):
     """A mapping names a field path the schema does not know (with the nearest paths)."""
 

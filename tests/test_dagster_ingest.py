@@ -201,3 +201,40 @@ def test_recorded_tabular_default_reads_fred_md(tmp_path, shared_data):
     )
     assert march_2020["source"].to_list() == ["tabular"]
     assert 0 < march_2020["value"][0] < 1.5  # the 3-month bill rate in March 2020
+
+
+def test_bad_tables_fail_at_once_naming_every_one_while_network_errors_retry(tmp_path):
+    (tmp_path / "rates.csv").write_text("day,bill\n2020-01-02,1.5\n")
+    (tmp_path / "prices.csv").write_text("day,cpi\n2020-01-02,oops\n")
+    spec = tmp_path / "tables.yaml"
+    spec.write_text(
+        "tables:\n"
+        "  - path: rates.csv\n    date_column: day\n"
+        "    mapping: {bill: country_us.macro.rates.treasury_3mm}\n"  # a typo'd field
+        "  - path: prices.csv\n    date_column: day\n"
+        "    mapping: {cpi: country_us.macro.inflation.headline_cpi}\n"  # a bad cell
+    )
+    resources = _resources(tmp_path / "wh.duckdb", tabular_spec=str(spec))
+    result = dg.materialize(_selection(["tabular"]), resources=resources, raise_on_error=False)
+    assert not result.success
+    # one attempt: the retry policy (30 s, then 60 s) is for transient errors only
+    kinds = [e.event_type_value for e in result.all_events]
+    assert "STEP_UP_FOR_RETRY" not in kinds and kinds.count("STEP_FAILURE") == 1
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.user_failure_data.description
+    assert message.startswith("tabular: 2 of 2 tables could not be read")
+    assert "rates.csv" in message and "treasury_3m" in message  # the did-you-mean
+    assert "prices.csv" in message and "oops" in message
+
+
+def test_a_transient_source_error_goes_to_the_retry_policy():
+    from dagster_defs.ingest_assets import _fail_fast_unless_transient
+    from ingest.base import SourceError
+
+    with pytest.raises(SourceError):  # re-raised as is: the asset's RetryPolicy retries it
+        with _fail_fast_unless_transient("fred"):
+            raise SourceError("source 'fred': every request failed (CPIAUCSL: timed out)")
+    with pytest.raises(dg.Failure) as info:
+        with _fail_fast_unless_transient("fred"):
+            raise ValueError("bad mapping")
+    assert info.value.allow_retries is False and info.value.description == "fred: bad mapping"
