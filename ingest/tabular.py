@@ -6,9 +6,11 @@ Everything is vectorized (Polars); there is no loop over rows.
 
 Conventions
 -----------
-* **observed_at** is parsed from `date_column` (ISO dates and datetimes, ``M/D/YYYY``,
-  ``YYYY-MM``, RFC 822, ISO with a UTC offset; or exactly `date_format`). Times with an
-  offset are converted to naive UTC; times without one are taken as UTC.
+* **observed_at** is parsed from `date_column`: ISO dates and datetimes (with or without
+  a UTC offset), ``YYYY/MM/DD``, ``YYYY-MM`` and RFC 822 are read as such; any other text
+  (``02/01/2021`` is 1 February or 2 January, by country) needs exactly `date_format`
+  and is refused, naming its row, without one. Times with an offset are converted to
+  naive UTC; times without one are taken as UTC.
 * **known_at** (when the value became public), first rule that applies:
   `known_at_column` (parsed like the date) > ``observed_at + release_lag`` (a Polars
   duration such as ``"13d"``, ``"1mo"``, ``"1mo13d"``) > ``observed_at`` itself. The last
@@ -46,6 +48,7 @@ import polars as pl
 from canvas.spec import DatasetSpec
 from ingest.base import LONG_SCHEMA
 from warehouse.schema import Schema, UnknownFieldError, default_schema
+from warehouse.validation import iso_timestamps
 
 __all__ = [
     "LINE",
@@ -67,22 +70,10 @@ MAX_PROBLEMS_SHOWN = 20
 _SEPARATORS = (",", ";", "\t", "|")
 _QUOTED = r'"(?:[^"]|"")*"'
 
-# Formats tried in order by parse_timestamps when no format is given. Naive ones are UTC.
-_NAIVE_FORMATS = (
-    "%Y-%m-%d",
-    "%Y-%m-%dT%H:%M:%S%.f",
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%dT%H:%M",
-    "%Y-%m-%d %H:%M",
-    "%m/%d/%Y",
-    "%Y/%m/%d",
-    "%a, %d %b %Y %H:%M:%S",
-)
-_OFFSET_FORMATS = (
-    "%Y-%m-%dT%H:%M:%S%.f%#z",
-    "%Y-%m-%d %H:%M:%S%.f%#z",
-    "%a, %d %b %Y %H:%M:%S %z",
-)
+# Besides ISO (warehouse.validation.DATE_RULE), the unambiguous forms parse_timestamps
+# reads without a format: year first with slashes, and RFC 822 (a named month).
+_NAIVE_FORMATS = ("%Y/%m/%d", "%a, %d %b %Y %H:%M:%S")
+_OFFSET_FORMATS = ("%a, %d %b %Y %H:%M:%S %z",)
 
 
 class TabularError(ValueError):
@@ -376,9 +367,10 @@ def parse_timestamps(
 ) -> pl.Expr:
     """A naive-UTC Datetime("us") expression from a text or temporal column; null if unparsed.
 
-    Text is tried against ISO dates/datetimes (with or without a UTC offset or "Z"), M/D/YYYY,
-    YYYY/MM/DD, YYYY-MM (first of the month) and RFC 822 ("Mon, 07 Mar 2022 00:14:42 GMT"),
-    or only `date_format` when given. Offsets are converted to UTC.
+    Text is read as ISO dates/datetimes (with or without a UTC offset or "Z"), YYYY/MM/DD,
+    YYYY-MM (first of the month) and RFC 822 ("Mon, 07 Mar 2022 00:14:42 GMT"), or only
+    as `date_format` when given. Offsets are converted to UTC. Anything else, such as the
+    ambiguous 02/01/2021, is null (the caller refuses its row): it needs `date_format`.
     """
     if dtype == pl.Date:
         return column.cast(pl.Datetime("us"))
@@ -395,7 +387,10 @@ def parse_timestamps(
             parsed = parsed.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
         return parsed.cast(pl.Datetime("us"))
     utc = text.str.replace(r"(?i)(?:Z|\s*(?:GMT|UTC))$", "+0000")
-    candidates = [text.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in _NAIVE_FORMATS]
+    candidates = [iso_timestamps(text)]
+    candidates += [
+        text.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in _NAIVE_FORMATS
+    ]
     candidates.append(
         pl.when(text.str.contains(r"^\d{4}-\d{2}$"))
         .then(text + "-01")
@@ -408,6 +403,13 @@ def parse_timestamps(
         for fmt in _OFFSET_FORMATS
     ]
     return pl.coalesce(candidates)
+
+
+def _format_hint(date_format: str | None) -> str:
+    """What an unparsed date message adds: the format tried, or how to give one."""
+    if date_format is not None:
+        return f" with format {date_format!r}"
+    return " (ISO dates are read as such; give date_format for any other, e.g. '%m/%d/%Y')"
 
 
 def _release_lag(lag: str, name: str) -> str:
@@ -529,7 +531,7 @@ def to_long(
             pl.col("_date_raw").is_not_null() & pl.col("observed_at").is_null(),
             date_column,
             pl.format("cannot parse date {}", _quoted("_date_raw"))
-            + pl.lit("" if date_format is None else f" with format {date_format!r}"),
+            + pl.lit(_format_hint(date_format)),
         ),
     ]
     if known_at_column is not None:
@@ -652,7 +654,7 @@ def parse_columns(
             pl.col("_date_raw").is_not_null() & date.is_null(),
             date_column,
             pl.format("cannot parse date {}", _quoted("_date_raw"))
-            + pl.lit("" if date_format is None else f" with format {date_format!r}"),
+            + pl.lit(_format_hint(date_format)),
         ),
     ]
     if earliest is not None:

@@ -231,10 +231,9 @@ def test_a_transient_source_error_goes_to_the_retry_policy():
     from dagster_defs.ingest_assets import _fail_fast_unless_transient
     from ingest.base import SourceError
 
-    with pytest.raises(SourceError):  # re-raised as is: the asset's RetryPolicy retries it
-        with _fail_fast_unless_transient("fred"):
-            raise SourceError("source 'fred': every request failed (CPIAUCSL: timed out)")
-    with pytest.raises(dg.Failure) as info:
-        with _fail_fast_unless_transient("fred"):
-            raise ValueError("bad mapping")
+    # re-raised as is: the asset's RetryPolicy retries it
+    with pytest.raises(SourceError), _fail_fast_unless_transient("fred"):
+        raise SourceError("source 'fred': every request failed (CPIAUCSL: timed out)")
+    with pytest.raises(dg.Failure) as info, _fail_fast_unless_transient("fred"):
+        raise ValueError("bad mapping")
     assert info.value.allow_retries is False and info.value.description == "fred: bad mapping"

@@ -14,9 +14,15 @@ from canvas import compile_layout
 from canvas.materialize import CanvasManifest, materialize_canvas
 from canvas.shards import build_shard_dataloader
 from ingest.synthetic import SyntheticWorldConfig, generate_world
-from training import FieldDecoder, FieldEncoder, MaskedCanvasTrainer, TrainConfig, build_backbone
+from training import (
+    FieldDecoder,
+    FieldEncoder,
+    MaskedCanvasTrainer,
+    TrainConfig,
+    WorldModel,
+    build_backbone,
+)
 from training.diffusion import DiffusionWorldModelTrainer
-from training import WorldModel
 from warehouse.schema import UnknownFieldError
 from warehouse.store import Warehouse
 

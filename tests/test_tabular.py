@@ -113,6 +113,7 @@ def test_bom_other_encoding_separator_and_skipped_meta_row(tmp_path):
         encoding="windows-1252",
         separator=";",
         skip_rows_after_header=1,
+        date_format="%m/%d/%Y",
     )
     assert rows(frame, CPI) == [(dt.datetime(2020, 1, 1), 257.9, dt.datetime(2020, 1, 1))]
     assert len(rows(frame, UNRATE)) == 2
@@ -263,3 +264,15 @@ def test_ingest_reingest_and_bad_file_leaves_warehouse_unchanged(tmp_path, good_
     with pytest.raises(IngestError):
         wh.ingest(tabular_adapter(future, {"cpi": CPI}, known_at_column="rel")[1], source=spec.name)
     assert (wh.count(), wh.content_hash()) == (count, digest)
+
+
+def test_a_date_that_reads_two_ways_is_refused_without_a_format(tmp_path):
+    path = write(tmp_path / "f.csv", "date,cpi\n2021-01-01,1.0\n02/01/2021,1.5\n")
+    with pytest.raises(TabularError) as info:
+        tabular_adapter(path, {"cpi": CPI})
+    message = str(info.value)
+    assert "row 2" in message and "'02/01/2021'" in message and "date_format" in message
+    # with a format it reads one way, the one the user said
+    us = write(tmp_path / "us.csv", "date,cpi\n02/01/2021,1.5\n")
+    _, frame = tabular_adapter(us, {"cpi": CPI}, date_format="%m/%d/%Y")
+    assert frame["observed_at"].to_list() == [dt.datetime(2021, 2, 1)]

@@ -12,7 +12,7 @@ import pytest
 
 from warehouse.schema import UnknownFieldError
 from warehouse.store import Warehouse, WarehouseLockedError, WarehouseNotFoundError
-from warehouse.validation import IngestError
+from warehouse.validation import DATE_RULE, IngestError
 
 CPI = "country_us.macro.inflation.headline_cpi"
 UNRATE = "country_us.macro.labor.unemployment_rate"
@@ -181,9 +181,33 @@ def test_missing_columns_and_unparseable_strings_are_clear_errors(wh):
         wh.ingest(text, source="csv", now=NOW)
     assert "row 1" in str(caught.value)
     assert set(caught.value.problems["problem"]) == {
-        "observed_at is not a date",
+        f"observed_at is not {DATE_RULE}",
         "value is not a number",
     }
+
+
+@pytest.mark.parametrize("text", ["02/01/2021", "2021-02-30", "Feb 1 2021"])
+def test_a_text_date_that_is_not_iso_is_refused_naming_its_row(wh, text):
+    frame = pl.DataFrame(
+        {
+            "field_path": [CPI, CPI],
+            "observed_at": ["2021-01-01", text],
+            "value": [1.0, 1.5],
+            "known_at": ["2021-02-13", "2021-03-12"],
+        }
+    )
+    with pytest.raises(IngestError) as caught:
+        wh.ingest(frame, source="csv", now=NOW)
+    assert "row 1" in str(caught.value) and "not an ISO date" in str(caught.value)
+    assert wh.count() == 0  # nothing of the batch is written
+    # the ISO forms are read as such, an offset converted to UTC
+    iso = frame.with_columns(
+        observed_at=pl.Series(["2021-01-01", "2021-02-01T00:00:00Z"]),
+        known_at=pl.Series(["2021-02-13T09:30", "2021-03-12T09:30:00+01:00"]),
+    )
+    wh.ingest(iso, source="csv", now=NOW)
+    stored = wh.sql("SELECT observed_at, known_at FROM observations ORDER BY 1").rows()
+    assert stored[1] == (dt.datetime(2021, 2, 1), dt.datetime(2021, 3, 12, 8, 30))
 
 
 def test_vector_fields_round_trip_and_wrong_dimensions_are_rejected(wh):

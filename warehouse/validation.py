@@ -26,6 +26,36 @@ FUTURE_TOLERANCE = dt.timedelta(days=1)
 MAX_PROBLEMS_SHOWN = 20
 
 
+# The one rule for dates given as text, on every ingest path: ISO 8601 is read as such
+# (a date, a date and time, with or without seconds, a UTC offset or Z; naive times are
+# UTC); any other text needs an explicit format (tabular_adapter's date_format) and is
+# refused otherwise, because "02/01/2021" is 1 February in one country and 2 January in
+# another.
+DATE_RULE = "an ISO date (YYYY-MM-DD, optionally THH:MM[:SS] and an offset or Z)"
+_ISO_NAIVE = (
+    "%Y-%m-%d",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+)
+_ISO_OFFSET = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M%#z")
+
+
+def iso_timestamps(text: pl.Expr) -> pl.Expr:
+    """Text -> naive-UTC Datetime("us") by `DATE_RULE`; null where the text is not ISO."""
+    text = text.str.strip_chars()
+    utc = text.str.replace(r"(?i)Z$", "+0000")
+    naive = [text.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in _ISO_NAIVE]
+    offset = [
+        utc.str.to_datetime(
+            fmt, strict=False, time_unit="us", time_zone="UTC"
+        ).dt.replace_time_zone(None)
+        for fmt in _ISO_OFFSET
+    ]
+    return pl.coalesce([*naive, *offset])
+
+
 class IngestError(ValueError):
     """A batch was rejected; nothing was written."""
 
@@ -66,7 +96,7 @@ def _to_timestamp(frame: pl.DataFrame, column: str, source: str) -> pl.Expr:
             col = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
         return col.cast(pl.Datetime("us"))
     if dtype == pl.Utf8:
-        return col.str.to_datetime(time_unit="us", strict=False)
+        return iso_timestamps(col)
     raise IngestError(
         source,
         pl.DataFrame(
@@ -111,10 +141,7 @@ def _canonical(frame: pl.DataFrame, source: str) -> pl.DataFrame:
         else pl.lit(False)
     )
     raw_time_bad = [
-        (
-            pl.col(c).is_not_null()
-            & pl.col(c).str.to_datetime(time_unit="us", strict=False).is_null()
-        ).alias(f"_{c}_unparsed")
+        (pl.col(c).is_not_null() & iso_timestamps(pl.col(c)).is_null()).alias(f"_{c}_unparsed")
         if frame.schema[c] == pl.Utf8
         else pl.lit(False).alias(f"_{c}_unparsed")
         for c in ("observed_at", "known_at")
@@ -170,8 +197,8 @@ def validate_batch(
         (pl.col("field_path").is_null(), "field_path is missing"),
         (pl.col("unknown").is_not_null(), pl.col("unknown")),
         (pl.col("latent").fill_null(False), "latent (regime) fields are never observed"),
-        (pl.col("_observed_at_unparsed"), "observed_at is not a date"),
-        (pl.col("_known_at_unparsed"), "known_at is not a date"),
+        (pl.col("_observed_at_unparsed"), f"observed_at is not {DATE_RULE}"),
+        (pl.col("_known_at_unparsed"), f"known_at is not {DATE_RULE}"),
         (
             pl.col("observed_at").is_null() & ~pl.col("_observed_at_unparsed"),
             "observed_at is missing",
