@@ -30,7 +30,7 @@ bench: $(STAMP)  ## every benchmark; writes bench/results/report.{md,json}
 	$(VENV)/bin/python -m bench
 
 dev: $(STAMP)  ## the Dagster UI on http://127.0.0.1:$(PORT)
-	$(VENV)/bin/dagster dev -m dagster_defs -h 127.0.0.1 -p $(PORT)
+	$(VENV)/bin/guwm dev --port $(PORT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

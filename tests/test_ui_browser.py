@@ -210,3 +210,88 @@ def test_asset_groups_and_a_materialization_from_the_ui(dagster_ui, page, tmp_pa
     shot = screenshot_dir(tmp_path) / "asset_graph.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
+
+
+EVALUATION_QUERY = """{ assetOrError(assetKey: {path: ["world_model_evaluation"]}) {
+  ... on Asset { assetMaterializations(limit: 1) { runId metadataEntries { label } } } } }"""
+CHECKS_QUERY = """query($name: String!) { assetNodeOrError(assetKey: {path: [$name]}) {
+  ... on AssetNode { assetChecksOrError { ... on AssetChecks {
+    checks { name executionForLatestMaterialization { status } } } } } } }"""
+GUWM = Path(sys.executable).with_name("guwm")
+
+
+@pytest.fixture(scope="module")
+def after_the_main_job(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterUI]:
+    """`guwm demo` (on a short synthetic world), then `guwm dev` on the same defaults."""
+    root = tmp_path_factory.mktemp("after_demo")
+    ui = DagsterUI(
+        url=f"http://127.0.0.1:{_free_port()}",
+        log=root / "dev.log",
+        warehouse=root / "warehouse.duckdb",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "GUWM_"))}
+    env["GUWM_WAREHOUSE"] = str(ui.warehouse)  # the Dagster home goes beside it
+    env["GUWM_EMBEDDING_CACHE"] = str(root / "embedding_cache")
+    demo = subprocess.run(
+        [str(GUWM), "demo", "--start", "2008-01-01", "--end", "2016-12-31"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    assert f"Dagster instance at {root / 'dagster'}" in demo.stdout
+    port = ui.url.rsplit(":", 1)[1]
+    with ui.log.open("wb") as log:
+        process = subprocess.Popen(
+            [str(GUWM), "dev", "--port", port],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_default_signals,
+        )
+    try:
+        deadline = time.monotonic() + SERVER_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"guwm dev exited with {process.returncode}:\n{ui.log_tail()}")
+            try:
+                if requests.get(f"{ui.url}/server_info", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"guwm dev not up after {SERVER_TIMEOUT:.0f}s:\n{ui.log_tail()}")
+            time.sleep(1)
+        yield ui
+    finally:
+        _stop(process)
+
+
+def test_the_ui_shows_what_the_main_job_did(after_the_main_job, tmp_path):
+    ui = after_the_main_job
+    asset = ui.graphql(EVALUATION_QUERY)["assetOrError"]
+    (latest,) = asset["assetMaterializations"]
+    labels = {e["label"] for e in latest["metadataEntries"]}
+    assert {"report", "plot_fan_charts", "regime_timeline", "intervals"} <= labels
+    checks = ui.graphql(CHECKS_QUERY, name="canvas_tensors")["assetNodeOrError"]
+    statuses = {
+        c["name"]: (c["executionForLatestMaterialization"] or {}).get("status")
+        for c in checks["assetChecksOrError"]["checks"]
+    }
+    assert statuses == {"presence_matches_warehouse": "SUCCEEDED"}
+    assert "SupersessionWarning" not in ui.log_tail()
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(f"{ui.url}/assets/world_model_evaluation")
+            playwright.expect(page.get_by_text("plot_fan_charts").first).to_be_visible(
+                timeout=UI_TIMEOUT_MS
+            )
+            page.screenshot(path=str(screenshot_dir(tmp_path) / "after_demo.png"))
+        finally:
+            browser.close()

@@ -127,6 +127,27 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.warehouse, start=args.start, end=args.end, seed=args.seed)
 
 
+def cmd_dev(args: argparse.Namespace) -> None:
+    """The Dagster UI (`dagster dev`, on 127.0.0.1) on the instance the main job records
+    into: after `guwm demo` it shows every asset's latest materialization, metadata,
+    plots and check results."""
+    import os
+
+    from warehouse.paths import DAGSTER_HOME_ENV, default_dagster_home
+
+    env = dict(os.environ)
+    if args.warehouse:
+        env[WAREHOUSE_ENV] = str(Path(args.warehouse).resolve())
+    env[DAGSTER_HOME_ENV] = str(default_dagster_home(env.get(WAREHOUSE_ENV)))
+    # dagster's notice that `dagster dev` has a successor in the `dg` tool: not ours to act on
+    env.setdefault("PYTHONWARNINGS", "ignore:Function `dev_command` is superseded")
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [str(dagster), "dev", "-m", "dagster_defs", "-h", "127.0.0.1", "-p", str(args.port)]
+    print(f"dagster dev on http://127.0.0.1:{args.port} (DAGSTER_HOME={env[DAGSTER_HOME_ENV]})")
+    sys.stdout.flush()
+    os.execve(command[0], command, env)
+
+
 def cmd_nowcast(args: argparse.Namespace) -> None:
     """Nowcast fields for a date from what the warehouse had released by then, with the
     served world model (or --run/--canvas): each field in its own units with an 80%
@@ -209,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", default="2024-12-31", help="last day of the synthetic world")
     p.add_argument("--seed", type=int, default=0, help="the synthetic world's seed")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "dev", help="the Dagster UI on the main job's instance", description=cmd_dev.__doc__
+    )
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_dev)
 
     p = sub.add_parser(
         "nowcast", help="nowcast fields for a date (served model)", description=cmd_nowcast.__doc__

@@ -13,6 +13,7 @@ import platformdirs
 
 WAREHOUSE_ENV = "GUWM_WAREHOUSE"
 ARTIFACTS_ENV = "GUWM_ARTIFACTS"
+DAGSTER_HOME_ENV = "DAGSTER_HOME"
 
 
 def data_dir() -> Path:
@@ -35,6 +36,23 @@ def default_artifacts_dir(warehouse: str | Path | None = None) -> Path:
     if override:
         return Path(override).expanduser().resolve()
     return Path(warehouse or default_warehouse_path()).parent / "artifacts"
+
+
+def default_dagster_home(warehouse: str | Path | None = None) -> Path:
+    """The Dagster instance the main job records into and `guwm dev` opens: `$DAGSTER_HOME`
+    if set, else a `dagster` folder beside `warehouse` (default: the default warehouse).
+    Created with a dagster.yaml (telemetry off) when it is new."""
+    override = os.environ.get(DAGSTER_HOME_ENV)
+    home = (
+        Path(override).expanduser().resolve()
+        if override
+        else Path(warehouse or default_warehouse_path()).parent / "dagster"
+    )
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    return home
 
 
 @contextmanager
