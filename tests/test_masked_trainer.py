@@ -203,3 +203,37 @@ def test_early_stopping_ends_with_the_best_validation_weights_and_stays_finished
     resumed = make_trainer(bound, tmp_path)
     resumed.train(loader, 100, val_loader=loader)
     assert (resumed.step, resumed.stopped_at) == (trainer.step, trainer.stopped_at)
+
+
+class _SlowClock:
+    """perf_counter for a run whose every call is 5 s later: a step of seconds, simulated."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 5.0
+        return self.now
+
+
+def test_a_run_of_hours_is_announced_after_its_first_steps(setup, monkeypatch, caplog):
+    import training.masked as masked
+
+    bound, loader = setup
+    trainer = make_trainer(bound)
+    monkeypatch.setattr(masked.time, "perf_counter", _SlowClock())
+    with caplog.at_level("INFO", logger="guwm.training"):
+        trainer.train(loader, 6)
+    (estimate,) = [r for r in caplog.records if "s/step" in r.getMessage()]
+    # 6 steps: the estimate comes after step 1 + 3 timed steps, for the 2 left; short: info
+    assert estimate.levelname == "INFO" and "2 more steps" in estimate.getMessage()
+
+
+def test_the_estimate_says_hours_and_what_shortens_them(caplog):
+    from training.masked import announce_estimate
+
+    with caplog.at_level("INFO", logger="guwm.training"):
+        message = announce_estimate(3.0, 10_000, torch.device("cpu"))
+    assert "3.00 s/step on cpu; 10000 more steps take about 8 h 20 min" in message
+    assert "a GPU (device='cuda')" in message
+    assert caplog.records[-1].levelname == "WARNING"

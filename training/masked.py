@@ -321,8 +321,14 @@ class MaskedCanvasTrainer:
             self.config.progress and self.world.is_main, total=n_steps, initial=self.step
         )
         started, window = time.perf_counter(), []
+        timing = (self.step, None)  # (step, time) after the first step: its warm-up excluded
         while self.step < n_steps and self.stopped_at is None:
             window.append(self.train_step(batches, n_steps))
+            if timing[1] is None:
+                timing = (self.step, time.perf_counter())
+            elif self.step == timing[0] + ESTIMATE_AFTER_STEPS and self.world.is_main:
+                per_step = (time.perf_counter() - timing[1]) / ESTIMATE_AFTER_STEPS
+                announce_estimate(per_step, n_steps - self.step, self.device)
             at_log = self.step % self.config.log_every == 0 or self.step == n_steps
             if at_log:
                 record = {
@@ -455,6 +461,37 @@ def _take(tensors: Mapping[str, Tensor], rows: slice, n: int) -> dict[str, Tenso
         k: v[rows] if isinstance(v, Tensor) and v.dim() and len(v) == n else v
         for k, v in tensors.items()
     }
+
+
+ESTIMATE_AFTER_STEPS = 3  # steps timed (after the first) before the run's length is estimated
+LONG_RUN_SECONDS = 3600.0  # a run longer than this is announced as a warning
+
+
+def announce_estimate(seconds_per_step: float, remaining_steps: int, device: torch.device) -> str:
+    """Log how long the rest of a run will take: a warning when it is hours, with what
+    shortens it. Returns the message."""
+    remaining = seconds_per_step * remaining_steps
+    finish = time.strftime("%H:%M", time.localtime(time.time() + remaining))
+    message = (
+        f"training: {seconds_per_step:.2f} s/step on {device}; {remaining_steps} more steps "
+        f"take about {_duration(remaining)} (until ~{finish})"
+    )
+    if remaining > LONG_RUN_SECONDS:
+        message += "; fewer steps, a smaller canvas or batch, or a GPU (device='cuda') shorten it"
+        log.warning(message)
+    else:
+        log.info(message)
+    return message
+
+
+def _duration(seconds: float) -> str:
+    """'2 h 05 min', '14 min', '40 s'."""
+    if seconds >= 3600:
+        hours, rest = divmod(round(seconds / 60), 60)
+        return f"{hours} h {rest:02d} min"
+    if seconds >= 60:
+        return f"{round(seconds / 60)} min"
+    return f"{round(seconds)} s"
 
 
 def _progress(enabled: bool, *, total: int, initial: int):
