@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -44,13 +45,56 @@ class FetchResult:
     failures: dict[str, str] = field(default_factory=dict)
 
     def raise_if_nothing(self) -> FetchResult:
-        """Raise SourceError when every item failed; log the failed ones otherwise."""
-        if self.data.is_empty() and self.failures:
-            detail = "; ".join(f"{k}: {v}" for k, v in sorted(self.failures.items()))
-            raise SourceError(f"source '{self.source}': every request failed ({detail})")
+        """Raise SourceError when every item failed (one line: how many, the commonest
+        cause); every failed item is logged either way."""
         for item, reason in sorted(self.failures.items()):
             log.warning("source '%s': %s failed: %s", self.source, item, reason)
+        if self.data.is_empty() and self.failures:
+            raise SourceError(self.failure_summary())
         return self
+
+    def failure_summary(self) -> str:
+        """One line: each failed item and why when there are a few; else "source 'fred':
+        every request failed (90 items); commonest cause (90 of 90), e.g. CPIAUCSL: …"."""
+        n = len(self.failures)
+        if n <= LISTED_FAILURES:  # a few: each one
+            detail = "; ".join(f"{k}: {_short(v)}" for k, v in self.failures.items())
+            return f"source '{self.source}': every request failed ({detail})"
+        groups: dict[str, list[str]] = {}
+        for item, reason in self.failures.items():
+            groups.setdefault(_cause(item, reason), []).append(item)
+        # the largest group of items that were tried (those skipped once the source was
+        # found unreachable say nothing about why)
+        items = max(
+            groups.values(),
+            key=lambda g: (not _skipped(self.failures[g[0]]), len(g)),
+        )
+        skips = {item for item, r in self.failures.items() if _skipped(r)}
+        skipped = len(skips)
+        return (
+            f"source '{self.source}': every request failed ({n} items"
+            + (f", {skipped} not attempted" if skipped and items[0] not in skips else "")
+            + f"); commonest cause ({len(items)} of {n}), e.g. {items[0]}: "
+            f"{_short(self.failures[items[0]])} (each item's reason is logged)"
+        )
+
+
+def _cause(item: str, reason: str) -> str:
+    """A failure reason without what is particular to its item, so alike causes group."""
+    text = reason.replace(item, "…")
+    return re.sub(r"(?<=[?&])[^=&\s]+=[^&\s)'\"]*", "…", text)  # query parameters
+
+
+def _skipped(reason: str) -> bool:
+    return reason.startswith("not attempted")
+
+
+def _short(reason: str) -> str:
+    return reason if len(reason) <= CAUSE_CHARS else reason[: CAUSE_CHARS - 1] + "…"
+
+
+CAUSE_CHARS = 240  # a reason is shown within one line
+LISTED_FAILURES = 5  # up to this many failed items are each named in the error
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ import difflib
 import logging
 import math
 import re
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -579,7 +580,10 @@ def _download_batch(
 
     def attempt() -> None:
         nonlocal pending
-        with _yfinance_errors() as capture:
+        with _yfinance_errors() as capture, warnings.catch_warnings():
+            # yfinance's own pandas deprecations: noise to a user, nothing to act on
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
             try:
                 raw = downloader(list(pending), **kwargs)
             except rate_limit_types as err:

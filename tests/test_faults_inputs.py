@@ -396,6 +396,8 @@ def test_fred_http_faults(wh, live_fred, case):
     assert isinstance(error, SourceError)
     assert_names(str(error), ["source 'fred'", "every request failed", *parts])
     assert KEY not in str(error)
+    # ~90 series fail alike: one short line with the count and the common cause
+    assert "\n" not in str(error) and len(str(error)) < 600
     assert loop.requests and all(r.query.get("api_key") == KEY for r in loop.requests)
 
 
@@ -531,3 +533,18 @@ def test_a_bad_value_anywhere_in_a_large_batch_writes_nothing(wh, case):
         wh.ingest(frame, source="fred")
     assert Snapshot.of(wh) == before
     assert_names(str(info.value), ["source 'fred'", f"field '{path}'", f"row {bad_row}", problem])
+
+
+def test_many_alike_failures_are_one_line_with_their_common_cause():
+    from ingest.base import FetchResult
+
+    reason = "gave up after 4 attempts: ConnectionError: cannot resolve api.example (id={s})"
+    failures = {f"S{i:03d}": reason.format(s=f"S{i:03d}") for i in range(88)}
+    failures |= {"ODD1": "HTTP 400: bad series", "ODD2": "not attempted: source unreachable"}
+    result = FetchResult("fred", pl.DataFrame(), failures)
+    with pytest.raises(SourceError) as info:
+        result.raise_if_nothing()
+    message = str(info.value)
+    assert message.startswith("source 'fred': every request failed (90 items, 1 not attempted)")
+    assert "commonest cause (88 of 90), e.g. S000: gave up after 4 attempts" in message
+    assert "\n" not in message and "S087" not in message

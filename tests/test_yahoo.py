@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -525,3 +526,19 @@ def test_network_errors_everywhere_raise_from_the_adapter(market):
 
     with pytest.raises(SourceError, match="every request failed"):
         yahoo_finance_adapter(symbols=["^GSPC"], policy=FAST, downloader=offline)
+
+
+def test_yfinances_own_deprecation_warnings_do_not_reach_the_user(recwarn):
+    from ingest.base import RetryPolicy
+    from ingest.yahoo import _download_batch
+
+    def noisy(symbols, **kwargs):
+        warnings.warn("'H' is deprecated, use 'h'", FutureWarning, stacklevel=2)
+        warnings.warn("DataFrame.swapaxes is deprecated", DeprecationWarning, stacklevel=2)
+        return pd.DataFrame()
+
+    got, failures = _download_batch(
+        ["^GSPC"], None, policy=RetryPolicy(attempts=1), downloader=noisy
+    )
+    assert failures == {"^GSPC": "no data returned (empty or all-NaN column)"}
+    assert not [w for w in recwarn if issubclass(w.category, (FutureWarning, DeprecationWarning))]
