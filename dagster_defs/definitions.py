@@ -76,7 +76,10 @@ defs = dg.Definitions(
     schedules=schedules,
     sensors=sensors,
     resources={
-        "warehouse": WarehouseResource(path=os.environ.get("GUWM_WAREHOUSE")),
+        "warehouse": WarehouseResource(
+            path=os.environ.get("GUWM_WAREHOUSE"),
+            allow_outliers=os.environ.get("GUWM_ALLOW_OUTLIERS") == "1",
+        ),
         "sources": _sources_from_env(),
         "artifacts": ArtifactsResource(),  # $GUWM_ARTIFACTS, else beside the warehouse
         "curriculum": _curriculum_from_env(),

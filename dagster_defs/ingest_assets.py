@@ -139,7 +139,9 @@ def build_ingest_asset(spec: IngestSource) -> dg.AssetsDefinition:
             result = fetch(spec.source, settings, since=since).raise_if_nothing()
             for item, reason in sorted(result.failures.items()):
                 context.log.warning(f"{spec.source}: {item} failed: {reason}")
-            report = wh.ingest(result.data, source=source_name)
+            report = wh.ingest(
+                result.data, source=source_name, allow_outliers=warehouse.allow_outliers
+            )
         context.log.info(
             f"{source_name}: {report.rows_inserted} new, {report.rows_revised} restated, "
             f"{report.rows_unchanged} unchanged"

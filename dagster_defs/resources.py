@@ -16,6 +16,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     path: str | None = None
     lock_timeout: float = 300.0
+    allow_outliers: bool = False  # store values outside their field's plausible range
 
     def open(self, *, read_only: bool = False) -> Warehouse:
         return Warehouse(self.path, read_only=read_only, lock_timeout=self.lock_timeout)

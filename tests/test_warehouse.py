@@ -488,3 +488,29 @@ def test_two_vintages_of_one_period_restated_in_one_batch(wh):
     assert vintages["value"].to_list() == [2.0, 2.1, 2.5, 2.6]
     # the restatement of the later vintage is the later one, so it is the latest value
     assert wh.as_of(None, CPI)["value"].to_list() == [2.6]
+
+
+def test_a_value_outside_its_fields_plausible_range_is_refused_naming_the_bound(wh):
+    vix = "financial.equities.vix"
+    day = dt.datetime(2021, 3, 1)
+    next_day = day + dt.timedelta(days=1)
+    frame = batch([(vix, day, 22.5, day), (vix, next_day, 2e9, next_day)])
+    with pytest.raises(IngestError) as caught:
+        wh.ingest(frame, source="yahoo", now=NOW)
+    message = str(caught.value)
+    assert f"field '{vix}', row 1: value 2000000000.0 is outside" in message
+    assert "plausible range [0.0, 200.0]" in message and "allow_outliers=True" in message
+    assert wh.count() == 0
+    # the escape for a real one
+    wh.ingest(frame, source="yahoo", now=NOW, allow_outliers=True)
+    assert sorted(wh.sql("SELECT value FROM observations")["value"]) == [22.5, 2e9]
+
+
+def test_every_observable_scalar_field_declares_a_plausible_range():
+    from warehouse.catalog import FIELDS, TEMPLATES
+
+    for field in (*FIELDS, *TEMPLATES):
+        observable_scalar = not field.latent and field.dimension == 1
+        assert (field.bounds is not None) == observable_scalar, field.path
+        if field.bounds is not None:
+            assert field.bounds[0] < field.bounds[1], field.path

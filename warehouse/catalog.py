@@ -511,9 +511,84 @@ _TRANSFORMS: dict[str, Transform] = {
 }
 
 
+# The plausible range of each unit: wide enough for every value history has seen (oil
+# below zero in April 2020, a 300% daily move in its future), narrow enough to refuse a
+# unit mistake or a corrupt cell (a VIX of 2e9). A field's own entry in _BOUNDS wins.
+_BOUNDS_BY_UNIT: dict[str, tuple[float, float]] = {
+    _PCT: (-100, 100),
+    _YOY: (-1_000, 10_000),
+    _RETURN: (-1_000, 1_000),
+    _DIFFUSION: (0, 100),
+    "diffusion index (50 = neutral)": (0, 100),
+    "diffusion index (0 = no change)": (-100, 100),
+    _POINTS: (0, 1e7),
+    _PP: (-100, 100),
+    "percent of GDP": (-100, 1_000),
+    "thousands of units, seasonally adjusted annual rate": (0, 1e6),
+    "millions of units, seasonally adjusted annual rate": (0, 1e3),
+    "millions of US dollars": (-1e9, 1e9),
+    "billions of US dollars": (-1e6, 1e6),
+    "billions of US dollars, seasonally adjusted": (-1e6, 1e6),
+    "billions of US dollars, not seasonally adjusted": (-1e6, 1e6),
+    _SAAR: (-1_000, 1_000),
+    "percent, annualised": (0, 1_000),
+    "US dollars per barrel": (-1_000, 10_000),
+    "US dollars per troy ounce": (0, 1e6),
+    "US dollars per gallon": (-100, 1_000),
+    "US dollars per pound": (0, 1e4),
+    "US dollars per million British thermal units": (-100, 1_000),
+    _USD: (0, 1e9),
+    "US dollars per euro": (0, 1e3),
+    "US dollars per pound sterling": (0, 1e3),
+    "US dollars per Australian dollar": (0, 1e3),
+    "Canadian dollars per US dollar": (0, 1e3),
+    "Swiss francs per US dollar": (0, 1e3),
+    "offshore Chinese yuan per US dollar": (0, 1e4),
+    "Japanese yen per US dollar": (0, 1e5),
+    "index (0 = normal conditions)": (-50, 50),
+    "index (0 = average conditions, in standard deviations)": (-50, 50),
+    "index (0 = trend growth, in standard deviations)": (-50, 50),
+    "percent of disposable personal income": (-100, 100),
+    "net percent of banks": (-100, 100),
+    "binary (1 = recession)": (0, 1),
+    "months of sales": (0, 1_000),
+    "persons, seasonally adjusted": (0, 1e10),
+    "claims per week, seasonally adjusted": (0, 1e8),
+    "thousands of openings, seasonally adjusted": (0, 1e6),
+    "thousands of jobs, change from the previous month": (-1e5, 1e5),
+    "percent of employment": (0, 100),
+    "percent of capacity": (0, 100),
+    "score in [-1, 1]": (-1, 1),
+    "headlines per day": (0, 1e7),
+    "US dollars per share": (-1e4, 1e4),
+    "percent of the absolute estimate": (-1e6, 1e6),
+}
+_BOUNDS: dict[str, tuple[float, float]] = {
+    "financial.equities.vix": (0, 200),  # never above 90 (2008, 2020)
+    "financial.equities.vix_3m": (0, 200),
+}
+
+
+def _bounds(field: Field) -> tuple[float, float] | None:
+    """A field's plausible range; latent and vector fields have none, an index (base =
+    100) a positive one."""
+    if field.latent or field.dimension > 1:
+        return None
+    if field.path in _BOUNDS:
+        return _BOUNDS[field.path]
+    if field.unit in _BOUNDS_BY_UNIT:
+        return _BOUNDS_BY_UNIT[field.unit]
+    if field.unit.startswith("index (") and field.unit.endswith("= 100)"):
+        return (0, 1e5)
+    raise ValueError(f"field {field.path!r}: no plausible range for unit {field.unit!r}")
+
+
 def _modelled(fields: Iterable[Field]) -> tuple[Field, ...]:
-    """`fields` with the transforms of _TRANSFORMS."""
-    return tuple(replace(f, transform=_TRANSFORMS.get(f.path, Transform.LEVEL)) for f in fields)
+    """`fields` with the transforms of _TRANSFORMS and their plausible ranges."""
+    return tuple(
+        replace(f, transform=_TRANSFORMS.get(f.path, Transform.LEVEL), bounds=_bounds(f))
+        for f in fields
+    )
 
 
 FIELDS: tuple[Field, ...] = _modelled(

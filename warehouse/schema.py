@@ -88,6 +88,8 @@ class Field:
     loss_weight: float = 1.0
     latent: bool = False
     transform: Transform = Transform.LEVEL
+    # the plausible range of a value (inclusive): outside it is refused at ingest
+    bounds: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         path = self.path
@@ -121,6 +123,12 @@ class Field:
         self._coerce("transform", Transform)
         if self.transform != Transform.LEVEL and (self.latent or self.dimension > 1):
             raise ValueError(f"field {path!r}: latent and vector fields are modelled as levels")
+        if self.bounds is not None:
+            lo, hi = self.bounds
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise ValueError(
+                    f"field {path!r}: bounds must be finite with lo < hi, got {self.bounds}"
+                )
         if not isinstance(self.latent, bool):
             raise ValueError(f"field {path!r}: latent must be a bool, got {self.latent!r}")
         if self.latent and self.dimension > 1:

@@ -435,21 +435,29 @@ class Warehouse(WarehouseReader):
     # -- writes ----------------------------------------------------------------------
 
     def ingest(
-        self, frame: pl.DataFrame, *, source: str, now: dt.datetime | None = None
+        self,
+        frame: pl.DataFrame,
+        *,
+        source: str,
+        now: dt.datetime | None = None,
+        allow_outliers: bool = False,
     ) -> IngestReport:
         """Upsert a long-format batch from `source` in one transaction.
 
         The batch is validated first (IngestError names source, field and row of every
         problem, and nothing is written). Re-ingesting the same batch changes nothing.
         A value that differs from what is stored under the same key is a restatement:
-        it is kept as a new vintage known from the time of this ingest.
+        it is kept as a new vintage known from the time of this ingest. A value outside
+        its field's plausible range (`Field.bounds`) is refused unless `allow_outliers`.
         """
         self._require_writable()
         if not source or not source.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"source name must be alphanumeric (with - or _), got {source!r}")
         started = time.perf_counter()
         now = now or _utc_now()
-        batch = validate_batch(frame, source=source, schema=self.schema, now=now)
+        batch = validate_batch(
+            frame, source=source, schema=self.schema, now=now, allow_outliers=allow_outliers
+        )
         run_id = uuid.uuid4().hex
         new_fields = self._catalog_rows(batch.frame["field_path"])
         params = {"source": source, "now": now, "run_id": run_id}

@@ -153,7 +153,7 @@ def _canonical(frame: pl.DataFrame, source: str) -> pl.DataFrame:
 
 def _field_facts(paths: pl.Series, schema: Schema) -> pl.DataFrame:
     """One row per distinct path: dimension, latent, or why the path is unknown."""
-    rows = {"field_path": [], "dimension": [], "latent": [], "unknown": []}
+    rows = {"field_path": [], "dimension": [], "latent": [], "unknown": [], "lo": [], "hi": []}
     for path in paths.drop_nulls().unique().to_list():
         try:
             field = schema.field(path)
@@ -162,11 +162,16 @@ def _field_facts(paths: pl.Series, schema: Schema) -> pl.DataFrame:
             rows["dimension"].append(None)
             rows["latent"].append(None)
             rows["unknown"].append(str(err))
+            rows["lo"].append(None)
+            rows["hi"].append(None)
             continue
         rows["field_path"].append(path)
         rows["dimension"].append(field.dimension)
         rows["latent"].append(field.latent)
         rows["unknown"].append(None)
+        lo, hi = field.bounds or (None, None)
+        rows["lo"].append(lo)
+        rows["hi"].append(hi)
     return pl.DataFrame(
         rows,
         schema={
@@ -174,17 +179,25 @@ def _field_facts(paths: pl.Series, schema: Schema) -> pl.DataFrame:
             "dimension": pl.Int32,
             "latent": pl.Boolean,
             "unknown": pl.Utf8,
+            "lo": pl.Float64,
+            "hi": pl.Float64,
         },
     )
 
 
 def validate_batch(
-    frame: pl.DataFrame, *, source: str, schema: Schema, now: dt.datetime
+    frame: pl.DataFrame,
+    *,
+    source: str,
+    schema: Schema,
+    now: dt.datetime,
+    allow_outliers: bool = False,
 ) -> ValidatedBatch:
     """Check a batch against the schema and the warehouse's rules.
 
     Raises IngestError listing every problem (source, field, row); returns the
-    canonical batch otherwise. `now` is naive UTC.
+    canonical batch otherwise. `now` is naive UTC. A value outside its field's plausible
+    range (`Field.bounds`) is a problem unless `allow_outliers`.
     """
     if frame.is_empty():
         return ValidatedBatch(_canonical(frame, source).drop("row"), 0, 0)
@@ -232,6 +245,19 @@ def validate_batch(
                 "value {} is implausibly large (|value| > {})",
                 pl.col("value"),
                 pl.lit(f"{MAX_ABS_VALUE:g}"),
+            ),
+        ),
+        (
+            ~is_vector
+            & pl.col("value").is_finite()
+            & ((pl.col("value") < pl.col("lo")) | (pl.col("value") > pl.col("hi")))
+            & pl.lit(not allow_outliers),
+            pl.format(
+                "value {} is outside the field's plausible range [{}, {}] (a real one: "
+                "ingest with allow_outliers=True, or GUWM_ALLOW_OUTLIERS=1 for the assets)",
+                pl.col("value"),
+                pl.col("lo"),
+                pl.col("hi"),
             ),
         ),
         (~is_vector & pl.col("vector").is_not_null(), "scalar field given a vector"),
