@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import math
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -22,3 +24,15 @@ def image_markdown(path: Path, *, alt: str = "plot") -> str:
     """Markdown that shows a PNG inline in the Dagster UI (a base64 data URI)."""
     encoded = base64.b64encode(Path(path).read_bytes()).decode("ascii")
     return f"![{alt}](data:image/png;base64,{encoded})"
+
+
+def rounded(value: Any, significant: int = 4) -> Any:
+    """`value` (nested dicts and lists) with every float at `significant` digits, for
+    metadata a person reads (a ratio of 0.9871 tells what 0.98712443219 does)."""
+    if isinstance(value, float):
+        return float(f"{value:.{significant}g}") if math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {k: rounded(v, significant) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(v, significant) for v in value]
+    return value

@@ -14,7 +14,7 @@ from canvas.materialize import CanvasManifest
 from canvas.shards import ShardDataset, build_shard_dataloader
 from dagster_defs.canvas_assets import canvas_tensors
 from dagster_defs.ingest_assets import OWNERS
-from dagster_defs.metadata import image_markdown
+from dagster_defs.metadata import image_markdown, rounded
 from dagster_defs.resources import ArtifactsResource, SourcesResource
 from ingest.sources import synthetic_world
 from training import FieldDecoder, FieldEncoder, MaskedCanvasTrainer, TrainConfig, build_backbone
@@ -270,8 +270,8 @@ def world_model_evaluation(
         plots.append(plot_fans(fans, out / "fan_charts.png"))
     metadata: dict[str, object] = {
         "report": dg.MetadataValue.md(report.to_markdown()),
-        "summary": dg.MetadataValue.json(_summary_ratios(report.summary)),
-        "intervals": dg.MetadataValue.json(intervals),
+        "summary": dg.MetadataValue.json(rounded(_summary_ratios(report.summary))),
+        "intervals": dg.MetadataValue.json(rounded(intervals)),
         **{
             f"plot_{path.stem}": dg.MetadataValue.md(image_markdown(path, alt=path.stem))
             for path in plots
@@ -288,7 +288,7 @@ def world_model_evaluation(
             probe.pop("predicted"),
             out / "regime_timeline.png",
         )
-        metadata["regime_probe"] = dg.MetadataValue.json(probe)
+        metadata["regime_probe"] = dg.MetadataValue.json(rounded(probe))
         metadata["regime_probe_accuracy"] = round(probe["accuracy"], 3)
         metadata["regime_chance"] = round(probe["chance"], 3)
         metadata["regime_raw_input_accuracy"] = round(probe["raw_accuracy"], 3)

@@ -34,7 +34,7 @@ from training.dag import (
     tiers,
     validate_dag,
 )
-from training.dag_trainer import NodeResult, parallel_seconds
+from training.dag_trainer import NodeResult, default_curriculum_dir, parallel_seconds
 from training.merge import ParentWeights, merge_parents
 from training.settings import CurriculumSettings
 from warehouse.store import Warehouse
@@ -402,8 +402,9 @@ def test_parallel_seconds_measures_overlap_between_processes():
 # -- the seed's calls, as written --------------------------------------------------------
 
 
-def test_seed_curriculum_trainer_reads_the_default_warehouse(world, tmp_path: Path):
+def test_seed_curriculum_trainer_reads_the_default_warehouse(world, tmp_path: Path, monkeypatch):
     """`CurriculumTrainer(config).run()`: the data are the warehouse the user ingested."""
+    monkeypatch.setenv("GUWM_ARTIFACTS", str(tmp_path / "artifacts"))
     warehouse = Warehouse()  # $GUWM_WAREHOUSE, set to a temporary path by conftest
     for name in ("fred", "yahoo"):
         warehouse.ingest(world.sources[name], source=name)
@@ -417,6 +418,11 @@ def test_seed_curriculum_trainer_reads_the_default_warehouse(world, tmp_path: Pa
     trainer = CurriculumTrainer(config)
     results = trainer.run()
     assert [r.status for r in results.nodes.values()] == ["trained"] * 3
+    # the sequential curriculum has its own folder: the DAG curriculum's stays untouched
+    phases, dag = default_curriculum_dir("phases"), default_curriculum_dir()
+    assert trainer.trainer.out_dir == phases != dag
+    assert (phases / "p2_us_macro_inflation_financial_fx" / "latest.json").is_file()
+    assert not dag.exists()
     assert results.nodes["p2_us_macro_inflation_financial_fx"].merged_from == [
         "p1_us_macro_inflation",
         "p1_financial_fx",

@@ -11,6 +11,7 @@ import pytest
 from canvas.materialize import CanvasManifest
 from dagster_defs import defs
 from dagster_defs.curriculum_assets import CurriculumResource
+from dagster_defs.metadata import rounded
 from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
 from dagster_defs.training_assets import beats_baselines_on_validation
 from training.evaluate import TASKS
@@ -62,6 +63,10 @@ def test_the_asset_graph_trains_and_evaluates(tmp_path):
     assert "![loss]" in events["world_model"]["loss_curve"]
     evaluation = events["world_model_evaluation"]
     assert set(evaluation["summary"]) == set(TASKS)
+    # figures a person reads, at four significant digits (not 0.98712443219...)
+    for key in ("summary", "intervals", "regime_probe"):
+        assert evaluation[key] == rounded(evaluation[key], 4), key
+    assert rounded({"r": [0.98712443219, 12345.678]}) == {"r": [0.9871, 12350.0]}
     assert set(evaluation["summary"]["nowcast"]["ratio"]) == {
         "persistence",
         "mean",

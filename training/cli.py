@@ -90,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     the results and prints the table.
     """
     from training import distributed
-    from training.dag_trainer import DAGCurriculumTrainer
+    from training.dag_trainer import DAGCurriculumTrainer, default_curriculum_dir
 
     nodes, settings = _nodes(args)
     settings = _settings(args, settings)
@@ -103,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             _with_steps(nodes, args.steps_per_tier),
             args.warehouse,
             settings=settings,
-            out_dir=args.out_dir,
+            out_dir=args.out_dir or default_curriculum_dir("phases" if args.config else "dag"),
             progress=False,
         )
         result = trainer.run()

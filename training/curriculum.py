@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from training.dag import CurriculumError, DAGNode, resolve_fields, validate_dag
-from training.dag_trainer import CurriculumResult, DAGCurriculumTrainer
+from training.dag_trainer import CurriculumResult, DAGCurriculumTrainer, default_curriculum_dir
 from training.settings import CurriculumSettings
 from warehouse.schema import Schema, default_schema
 
@@ -228,7 +228,7 @@ class CurriculumTrainer:
             config.to_dag(),
             data_sources,
             settings=config.settings,
-            out_dir=out_dir,
+            out_dir=out_dir or default_curriculum_dir("phases"),
             transformer=transformer,
             progress=progress,
         )
