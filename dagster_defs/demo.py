@@ -1,5 +1,6 @@
 """The main job on the offline default: materialize every asset, then query the warehouse."""
 
+import difflib
 import os
 import time
 from pathlib import Path
@@ -50,31 +51,22 @@ def run_demo(
     sources = SourcesResource(mode="synthetic", start_date=start, end_date=end, seed=seed)
     artifacts = ArtifactsResource(root=str(default_artifacts_dir(warehouse.open().path)))
     home = default_dagster_home(warehouse.open().path)
-    graph = defs.resolve_asset_graph()
     print(
-        f"materializing {len(list(graph.asset_nodes))} assets (synthetic world {start} .. "
-        f"{end}, seed {seed}) into {warehouse.open().path}\n"
+        f"materializing {len(defs.resolve_asset_graph().asset_nodes)} assets (synthetic world "
+        f"{start} .. {end}, seed {seed}) into {warehouse.open().path}\n"
         f"recording the run in the Dagster instance at {home} (guwm dev, make dev open it)"
     )
     started = time.perf_counter()
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        result = _materialize_all(warehouse, sources, artifacts, instance)
+    result = materialize_selection(
+        None, {"warehouse": warehouse, "sources": sources, "artifacts": artifacts}
+    )
     checks = result.get_asset_check_evaluations()
     gate_key = beats_baselines_on_validation.check_key
     gate = next((c for c in checks if c.asset_check_key == gate_key), None)
     refused = gate is not None and not gate.passed
     if not result.success and not refused:  # a refused model is the gate at work
         raise dg.DagsterError(f"the main job failed; see the run's events ({result.run_id})")
-    events = {e.asset_key.to_user_string(): e for e in result.get_asset_materialization_events()}
-    for name, event in events.items():
-        metadata = {k: v.value for k, v in event.materialization.metadata.items()}
-        print(f"  {name:<34} {_describe(metadata)}")
-    failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed]
-    print(
-        f"  {len(checks) - len(failed)}/{len(checks)} asset checks passed"
-        + (f" (failed: {', '.join(failed)})" if failed else "")
-        + f"; {time.perf_counter() - started:.1f}s"
-    )
+    events = print_summary(result, time.perf_counter() - started)
     wh = warehouse.open(read_only=True)
     for title, query in (
         ("coverage by source", COVERAGE_SQL),
@@ -103,25 +95,57 @@ def run_demo(
     return result
 
 
-def _materialize_all(
-    warehouse: WarehouseResource,
-    sources: SourcesResource,
-    artifacts: ArtifactsResource,
-    instance: dg.DagsterInstance,
+def materialize_selection(
+    selection: str | None, resources: dict[str, object] | None = None
 ) -> dg.ExecuteInProcessResult:
-    """Every asset and check, recorded in `instance`; a failure is returned, not raised."""
-    return dg.materialize(
-        [*defs.assets, *defs.asset_checks],
-        resources={
-            **defs.resources,
-            "warehouse": warehouse,
-            "sources": sources,
-            "artifacts": artifacts,
-        },
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        instance=instance,
+    """Materialize `selection` (Dagster's selection syntax, e.g. "group:ingest" or
+    "world_model+"; None: every asset) and its checks, recorded in the Dagster instance
+    that `guwm dev` opens. `resources` replace the definitions' (which read GUWM_*).
+    A failed run is returned, not raised."""
+    if selection is not None:
+        _check_selection(selection)
+    resources = {**defs.resources, **(resources or {})}
+    home = default_dagster_home(resources["warehouse"].open().path)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return dg.materialize(
+            [*defs.assets, *defs.asset_checks],
+            selection=selection,
+            resources=resources,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            instance=instance,
+        )
+
+
+def _check_selection(selection: str) -> None:
+    """A selection that names no asset is one clear error, with the nearest names."""
+    graph = defs.resolve_asset_graph()
+    try:
+        chosen = dg.AssetSelection.from_string(selection).resolve(graph)
+    except dg.DagsterInvalidSubsetError:
+        chosen = set()
+    if not chosen:
+        names = sorted(k.to_user_string() for k in graph.get_all_asset_keys())
+        groups = sorted({f"group:{graph.get(k).group_name}" for k in graph.get_all_asset_keys()})
+        close = difflib.get_close_matches(selection, names + groups, n=3, cutoff=0.6)
+        hint = f"; did you mean: {', '.join(close)}?" if close else f"; groups: {', '.join(groups)}"
+        raise ValueError(f"no asset matches {selection!r}{hint}")
+
+
+def print_summary(result: dg.ExecuteInProcessResult, seconds: float) -> dict:
+    """A line per materialized asset and the checks' tally; the materialization events."""
+    events = {e.asset_key.to_user_string(): e for e in result.get_asset_materialization_events()}
+    for name, event in events.items():
+        metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+        print(f"  {name:<34} {_describe(metadata)}")
+    checks = result.get_asset_check_evaluations()
+    failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed]
+    print(
+        f"  {len(checks) - len(failed)}/{len(checks)} asset checks passed"
+        + (f" (failed: {', '.join(failed)})" if failed else "")
+        + f"; {seconds:.1f}s"
     )
+    return events
 
 
 def _print_model(run: str, canvas: Path, served: bool) -> None:

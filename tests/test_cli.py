@@ -130,3 +130,26 @@ def test_export_writes_parquet(warehouse, tmp_path):
     result = guwm("export", str(tmp_path / "lake"), warehouse=warehouse)
     assert result.returncode == 0, result.stderr
     assert len(pl.read_parquet(tmp_path / "lake" / "observations", hive_partitioning=True)) == 12
+
+
+def test_materialize_runs_a_selection_into_the_instance_beside_the_warehouse(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env["GUWM_WAREHOUSE"] = str(tmp_path / "wh.duckdb")
+    env["GUWM_ARTIFACTS"] = str(tmp_path / "artifacts")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        command = [str(GUWM), "materialize", *args]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+    done = run("pmi_observations")
+    assert done.returncode == 0, done.stderr
+    assert "pmi_observations" in done.stdout and "asset checks passed" in done.stdout
+    assert "Warning" not in done.stderr
+    stored = Warehouse(tmp_path / "wh.duckdb", read_only=True).sql(
+        "SELECT DISTINCT source FROM observations"
+    )
+    assert stored["source"].to_list() == ["synthetic_pmi"]
+    assert (tmp_path / "dagster" / "storage").is_dir()  # the run is in the instance
+    typo = run("pmi_observatons")
+    assert typo.returncode == 1 and len(typo.stderr.strip().splitlines()) == 1
+    assert "no asset matches 'pmi_observatons'; did you mean: pmi_observations" in typo.stderr

@@ -127,6 +127,23 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.warehouse, start=args.start, end=args.end, seed=args.seed)
 
 
+def cmd_materialize(args: argparse.Namespace) -> None:
+    """Materialize assets and their checks, e.g. 'group:ingest', 'world_model+' or
+    'fred_observations' (Dagster's selection syntax), with the sources and warehouse of
+    the environment (GUWM_*), recorded in the Dagster instance that `guwm dev` shows."""
+    import time
+
+    from dagster_defs.demo import materialize_selection, print_summary
+    from dagster_defs.resources import WarehouseResource
+
+    started = time.perf_counter()
+    resources = {"warehouse": WarehouseResource(path=args.warehouse)} if args.warehouse else {}
+    result = materialize_selection(args.selection, resources)
+    print_summary(result, time.perf_counter() - started)
+    if not result.success:
+        raise RuntimeError(f"run {result.run_id} failed: `guwm dev` shows its events")
+
+
 def cmd_dev(args: argparse.Namespace) -> None:
     """The Dagster UI (`dagster dev`, on 127.0.0.1) on the instance the main job records
     into: after `guwm demo` it shows every asset's latest materialization, metadata,
@@ -230,6 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", default="2024-12-31", help="last day of the synthetic world")
     p.add_argument("--seed", type=int, default=0, help="the synthetic world's seed")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "materialize",
+        help="materialize assets and their checks",
+        description=cmd_materialize.__doc__,
+    )
+    p.add_argument("selection", help="e.g. 'group:ingest', 'world_model+', 'fred_observations'")
+    p.set_defaults(func=cmd_materialize)
 
     p = sub.add_parser(
         "dev", help="the Dagster UI on the main job's instance", description=cmd_dev.__doc__
