@@ -104,10 +104,19 @@ def _fail_fast_unless_transient(source: str) -> Iterator[None]:
         yield
     except DETERMINISTIC as err:
         raise dg.Failure(description=f"{source}: {err}", allow_retries=False) from None
+    except SourceError as err:  # transient: the retry policy applies; each item's reason shown
+        metadata = {"failures": dg.MetadataValue.md(_failure_table(err.failures))}
+        raise dg.Failure(description=str(err), metadata=metadata if err.failures else {}) from None
     except TRANSIENT:
         raise
     except Exception as err:
         raise dg.Failure(description=f"{source}: {err!r}", allow_retries=False) from err
+
+
+def _failure_table(failures: dict[str, str]) -> str:
+    """Each failed item and its reason, as a markdown table."""
+    frame = pl.DataFrame({"item": list(failures), "reason": list(failures.values())})
+    return markdown_table(frame, max_rows=200)
 
 
 def build_ingest_asset(spec: IngestSource) -> dg.AssetsDefinition:
@@ -167,10 +176,7 @@ def build_ingest_asset(spec: IngestSource) -> dg.AssetsDefinition:
             "dagster/row_count": report.rows_in,
         }
         if result.failures:
-            failed = pl.DataFrame(
-                {"item": list(result.failures), "reason": list(result.failures.values())}
-            )
-            metadata["failures"] = dg.MetadataValue.md(markdown_table(failed))
+            metadata["failures"] = dg.MetadataValue.md(_failure_table(result.failures))
         return dg.MaterializeResult(metadata=metadata)
 
     return _ingest

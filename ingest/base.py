@@ -29,7 +29,12 @@ def empty_long_frame() -> pl.DataFrame:
 
 
 class SourceError(RuntimeError):
-    """A source could not deliver: names the source and the item, never a secret."""
+    """A source could not deliver: names the source and the item, never a secret.
+    `failures` holds each failed item's reason when the error stands for several."""
+
+    def __init__(self, message: str, failures: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.failures = dict(failures or {})
 
 
 class RateLimitedError(SourceError):
@@ -50,7 +55,7 @@ class FetchResult:
         for item, reason in sorted(self.failures.items()):
             log.warning("source '%s': %s failed: %s", self.source, item, reason)
         if self.data.is_empty() and self.failures:
-            raise SourceError(self.failure_summary())
+            raise SourceError(self.failure_summary(), self.failures)
         return self
 
     def failure_summary(self) -> str:

@@ -231,9 +231,11 @@ def test_a_transient_source_error_goes_to_the_retry_policy():
     from dagster_defs.ingest_assets import _fail_fast_unless_transient
     from ingest.base import SourceError
 
-    # re-raised as is: the asset's RetryPolicy retries it
-    with pytest.raises(SourceError), _fail_fast_unless_transient("fred"):
-        raise SourceError("source 'fred': every request failed (CPIAUCSL: timed out)")
+    # left to the asset's RetryPolicy, with each item's reason in the failure's metadata
+    with pytest.raises(dg.Failure) as transient, _fail_fast_unless_transient("fred"):
+        raise SourceError("source 'fred': every request failed", {"CPIAUCSL": "timed out"})
+    assert transient.value.allow_retries is not False
+    assert "| CPIAUCSL | timed out |" in transient.value.metadata["failures"].value
     with pytest.raises(dg.Failure) as info, _fail_fast_unless_transient("fred"):
         raise ValueError("bad mapping")
     assert info.value.allow_retries is False and info.value.description == "fred: bad mapping"
