@@ -143,10 +143,11 @@ def fred_error_xml(code: int, message: str) -> str:
 
 
 def monthly_rows(series_id: str, start: int = 2004, end: int = 2020) -> list[tuple[str, str]]:
-    """Deterministic monthly values of a series (level near 100, a slow cycle)."""
+    """Deterministic monthly values of a series (level near 5 to 8, a slow cycle): within
+    the plausible range of every series they stand for, rates in percent included."""
     seed = sum(map(ord, series_id)) % 17
     return [
-        (f"{y}-{m:02d}-01", f"{100 + seed + 0.5 * ((y * 12 + m) % 23) - 0.1 * m:.2f}")
+        (f"{y}-{m:02d}-01", f"{5 + seed / 10 + 0.05 * ((y * 12 + m) % 23) - 0.01 * m:.2f}")
         for y in range(start, end + 1)
         for m in range(1, 13)
     ]

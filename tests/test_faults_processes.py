@@ -123,7 +123,8 @@ def long_batch(paths: list[str], days: int, start: dt.datetime) -> pl.DataFrame:
         [
             pl.DataFrame({"observed_at": dates}).with_columns(
                 pl.lit(path).alias("field_path"),
-                (pl.int_range(pl.len()) * 0.25 + i).cast(pl.Float64).alias("value"),
+                # 0 to 0.75: inside every field's plausible range
+                ((pl.int_range(pl.len()) + i) % 4 * 0.25).cast(pl.Float64).alias("value"),
                 (pl.col("observed_at") + pl.duration(days=1)).alias("known_at"),
             )
             for i, path in enumerate(paths)

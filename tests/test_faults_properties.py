@@ -393,7 +393,7 @@ def test_a_changed_value_adds_a_vintage_and_removes_none(wh, keys, data):
     before = stored(wh, source)
     changed = sorted(data.draw(st.sets(st.integers(0, len(rows) - 1), min_size=1)))
     revised = [
-        Vintage(r.field, r.observed, r.known, 1000.0 + i) if i in changed else r
+        Vintage(r.field, r.observed, r.known, 100.0 + i) if i in changed else r
         for i, r in enumerate(rows)
     ]
     later = NOW + dt.timedelta(days=1)
@@ -412,7 +412,7 @@ def test_a_changed_value_adds_a_vintage_and_removes_none(wh, keys, data):
         key=lambda x: x[:2],
     ):
         last = max(group, key=lambda x: x[2])
-        assert by_period[(FIELDS[f], observed)] == 1000.0 + last[3]
+        assert by_period[(FIELDS[f], observed)] == 100.0 + last[3]
 
 
 def test_out_of_order_vintages_with_a_repeated_value_keep_their_point_in_time_view(wh):
