@@ -120,9 +120,15 @@ def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterUI]:
     }
     dagster = Path(sys.executable).with_name("dagster")
     port = ui.url.rsplit(":", 1)[1]
+    command = [str(dagster), "dev", "-m", "dagster_defs", "-h", "127.0.0.1", "-p", port]
+    yield from _serve(ui, command, env)
+
+
+def _serve(ui: DagsterUI, command: list[str], env: dict[str, str]) -> Iterator[DagsterUI]:
+    """Run the server `command` until it answers, yield `ui`, then stop its process group."""
     with ui.log.open("wb") as log:
         process = subprocess.Popen(
-            [str(dagster), "dev", "-m", "dagster_defs", "-h", "127.0.0.1", "-p", port],
+            command,
             cwd=REPO,
             env=env,
             stdout=log,
@@ -130,18 +136,19 @@ def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterUI]:
             start_new_session=True,
             preexec_fn=_default_signals,
         )
+    name = f"{Path(command[0]).name} {command[1]}"
     try:
         deadline = time.monotonic() + SERVER_TIMEOUT
         while True:
             if process.poll() is not None:
-                pytest.fail(f"dagster dev exited with {process.returncode}:\n{ui.log_tail()}")
+                pytest.fail(f"{name} exited with {process.returncode}:\n{ui.log_tail()}")
             try:
                 if requests.get(f"{ui.url}/server_info", timeout=2).ok:
                     break
             except requests.ConnectionError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"dagster dev not up after {SERVER_TIMEOUT:.0f}s:\n{ui.log_tail()}")
+                pytest.fail(f"{name} not up after {SERVER_TIMEOUT:.0f}s:\n{ui.log_tail()}")
             time.sleep(1)
         yield ui
     finally:
@@ -243,32 +250,7 @@ def after_the_main_job(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dag
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert f"Dagster instance at {root / 'dagster'}" in demo.stdout
     port = ui.url.rsplit(":", 1)[1]
-    with ui.log.open("wb") as log:
-        process = subprocess.Popen(
-            [str(GUWM), "dev", "--port", port],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_default_signals,
-        )
-    try:
-        deadline = time.monotonic() + SERVER_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"guwm dev exited with {process.returncode}:\n{ui.log_tail()}")
-            try:
-                if requests.get(f"{ui.url}/server_info", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"guwm dev not up after {SERVER_TIMEOUT:.0f}s:\n{ui.log_tail()}")
-            time.sleep(1)
-        yield ui
-    finally:
-        _stop(process)
+    yield from _serve(ui, [str(GUWM), "dev", "--port", port], env)
 
 
 def test_the_ui_shows_what_the_main_job_did(after_the_main_job, tmp_path):
