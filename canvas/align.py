@@ -131,7 +131,7 @@ def place(
     u = np.arange(lengths.sum(), dtype=np.int32)
     u += lo.astype(np.int32)[rep] - starts[rep]
     # step b sits at slot b - first step, the first step being u // m - (T - 1)
-    slot = cp_b.astype(np.int32)[rep] - (u // m if m > 1 else u) + (T - 1)
+    slot = cp_b.astype(np.int32)[rep] - u // m + (T - 1)
     u -= (T - 1) * m
     return Placements(window=u, slot=slot, field=cp_f.astype(np.int32)[rep], row=cp_row[rep])
 

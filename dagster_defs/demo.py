@@ -49,11 +49,12 @@ def run_demo(
         path=str(warehouse_path) if warehouse_path else os.environ.get("GUWM_WAREHOUSE")
     )
     sources = SourcesResource(mode="synthetic", start_date=start, end_date=end, seed=seed)
-    artifacts = ArtifactsResource(root=str(default_artifacts_dir(warehouse.open().path)))
-    home = default_dagster_home(warehouse.open().path)
+    path = warehouse.open().path
+    artifacts = ArtifactsResource(root=str(default_artifacts_dir(path)))
+    home = default_dagster_home(path)
     print(
         f"materializing {len(defs.resolve_asset_graph().asset_nodes)} assets (synthetic world "
-        f"{start} .. {end}, seed {seed}) into {warehouse.open().path}\n"
+        f"{start} .. {end}, seed {seed}) into {path}\n"
         f"recording the run in the Dagster instance at {home} (guwm dev, make dev open it)"
     )
     started = time.perf_counter()

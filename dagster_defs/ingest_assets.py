@@ -88,9 +88,9 @@ def _since(wh, source_name: str) -> dict[str, dt.date]:
 
 # bad data or configuration: the same input fails the same way on every attempt
 DETERMINISTIC = (ValueError, LookupError, FileNotFoundError, PermissionError, PolarsError)
-# worth another attempt later: the network (after the adapters' own retries), a rate
-# limit, another process's lock, other I/O
-TRANSIENT = (SourceError, WarehouseLockedError, OSError)
+# worth another attempt later: another process's lock, other I/O (and SourceError, the
+# network or a rate limit after the adapters' own retries, handled with its items)
+TRANSIENT = (WarehouseLockedError, OSError)
 
 
 @contextmanager

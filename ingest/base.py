@@ -74,11 +74,11 @@ class FetchResult:
             groups.values(),
             key=lambda g: (not _skipped(self.failures[g[0]]), len(g)),
         )
-        skips = {item for item, r in self.failures.items() if _skipped(r)}
-        skipped = len(skips)
+        skipped = sum(map(_skipped, self.failures.values()))
+        tried = not _skipped(self.failures[items[0]])
         return (
             f"source '{self.source}': every request failed ({n} items"
-            + (f", {skipped} not attempted" if skipped and items[0] not in skips else "")
+            + (f", {skipped} {NOT_ATTEMPTED}" if skipped and tried else "")
             + f"); commonest cause ({len(items)} of {n}), e.g. {items[0]}: "
             f"{_short(self.failures[items[0]])} (each item's reason is logged)"
         )
@@ -91,7 +91,7 @@ def _cause(item: str, reason: str) -> str:
 
 
 def _skipped(reason: str) -> bool:
-    return reason.startswith("not attempted")
+    return reason.startswith(NOT_ATTEMPTED)
 
 
 def _short(reason: str) -> str:
@@ -99,6 +99,7 @@ def _short(reason: str) -> str:
 
 
 CAUSE_CHARS = 240  # a reason is shown within one line
+NOT_ATTEMPTED = "not attempted"  # an item skipped once its source proved unreachable
 LISTED_FAILURES = 5  # up to this many failed items are each named in the error
 
 

@@ -59,6 +59,7 @@ from fredapi import Fred
 from canvas.spec import DatasetSpec
 from ingest.base import (
     LONG_SCHEMA,
+    NOT_ATTEMPTED,
     FetchResult,
     RateLimitedError,
     RetryPolicy,
@@ -498,7 +499,7 @@ def _collect(
             log.debug("FRED %s skipped: %s comes from %s", s.series_id, s.field_path, primary)
             continue
         if stop is not None:
-            failures[s.series_id] = "not attempted: FRED unreachable"
+            failures[s.series_id] = f"{NOT_ATTEMPTED}: FRED unreachable"
             continue
         try:
             long = _to_long(fetch_raw(s), s, now=now, start=start, end=end)

@@ -469,6 +469,4 @@ CURRICULUM_FOLDERS = {"dag": "curriculum", "phases": "curriculum_phases"}
 def default_curriculum_dir(kind: str = "dag") -> Path:
     """Where a curriculum of `kind` ("dag" or "phases", the sequential one) writes by
     default: its own folder under `$GUWM_ARTIFACTS`, else beside the default warehouse."""
-    root = os.environ.get("GUWM_ARTIFACTS")
-    base = Path(root) if root else default_artifacts_dir()
-    return base / CURRICULUM_FOLDERS[kind]
+    return default_artifacts_dir() / CURRICULUM_FOLDERS[kind]

@@ -321,13 +321,13 @@ class MaskedCanvasTrainer:
             self.config.progress and self.world.is_main, total=n_steps, initial=self.step
         )
         started, window = time.perf_counter(), []
-        timing = (self.step, None)  # (step, time) after the first step: its warm-up excluded
+        timed_from: tuple[int, float] | None = None  # (step, time) after the warm-up step
         while self.step < n_steps and self.stopped_at is None:
             window.append(self.train_step(batches, n_steps))
-            if timing[1] is None:
-                timing = (self.step, time.perf_counter())
-            elif self.step == timing[0] + ESTIMATE_AFTER_STEPS and self.world.is_main:
-                per_step = (time.perf_counter() - timing[1]) / ESTIMATE_AFTER_STEPS
+            if timed_from is None:
+                timed_from = (self.step, time.perf_counter())
+            elif self.step == timed_from[0] + ESTIMATE_AFTER_STEPS and self.world.is_main:
+                per_step = (time.perf_counter() - timed_from[1]) / ESTIMATE_AFTER_STEPS
                 announce_estimate(per_step, n_steps - self.step, self.device)
             at_log = self.step % self.config.log_every == 0 or self.step == n_steps
             if at_log:

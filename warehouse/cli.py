@@ -18,10 +18,10 @@ from warehouse.catalog import HISTORY_START
 from warehouse.paths import WAREHOUSE_ENV
 
 
-def _warehouse(args: argparse.Namespace, *, read_only: bool):
+def _warehouse(args: argparse.Namespace, *, read_only: bool, file_access: bool = True):
     from warehouse.store import Warehouse
 
-    return Warehouse(args.warehouse, read_only=read_only)
+    return Warehouse(args.warehouse, read_only=read_only, file_access=file_access)
 
 
 def print_table(frame: pl.DataFrame, *, max_rows: int = 50) -> None:
@@ -68,9 +68,7 @@ def cmd_sql(args: argparse.Namespace) -> None:
     --allow-files is given (--output writes the result, always)."""
     import duckdb
 
-    from warehouse.store import Warehouse
-
-    warehouse = Warehouse(args.warehouse, read_only=True, file_access=args.allow_files)
+    warehouse = _warehouse(args, read_only=True, file_access=args.allow_files)
     try:
         frame = warehouse.sql(args.query)
     except duckdb.PermissionException as err:
