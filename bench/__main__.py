@@ -4,6 +4,7 @@ python -m bench            # full sizes
 python -m bench --quick    # small sizes, a smoke run
 python -m bench --only ingest
 python -m bench --only choices   # the world model's choices on validation
+python -m bench --only gpu       # training throughput on a CUDA device (else skipped)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import time
 from pathlib import Path
 
-from bench.common import BenchResult, machine
+from bench.common import BenchResult, growth_markdown, machine, plot_growth
 
 BENCHMARKS = {
     "ingest": "bench.ingest_bench",
@@ -23,8 +24,10 @@ BENCHMARKS = {
     "training": "bench.training_bench",
     "quality": "bench.quality_bench",
     "choices": "bench.choices_bench",
+    "gpu": "bench.gpu_bench",
 }
 RESULTS = Path(__file__).parent / "results"
+GROWTH_PLOT = "growth.png"
 
 
 def render_markdown(results: list[BenchResult], host: str, when: str) -> str:
@@ -46,6 +49,16 @@ def render_markdown(results: list[BenchResult], host: str, when: str) -> str:
                 f"| {res.benchmark} | {m.name} | {m.value:,.3g} {m.unit} | {base} | "
                 f"{ratio} | {m.note} |"
             )
+    growth = [p for res in results for p in res.growth]
+    if growth:
+        lines += [
+            "",
+            f"## Growth with the data size (log-log plot: {GROWTH_PLOT})",
+            "",
+            "The growth exponent is the slope of log(seconds) against log(size): 1 is linear.",
+            "",
+            growth_markdown(growth),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -68,6 +81,9 @@ def main() -> None:
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     RESULTS.mkdir(exist_ok=True)
     report = render_markdown(results, host, when)
+    growth = [p for res in results for p in res.growth]
+    if growth:
+        plot_growth(growth, RESULTS / GROWTH_PLOT)
     (RESULTS / "report.md").write_text(report)
     (RESULTS / "report.json").write_text(
         json.dumps(
@@ -79,6 +95,7 @@ def main() -> None:
                     {
                         "benchmark": r.benchmark,
                         "measurements": [{**m.__dict__, "ratio": m.ratio} for m in r.measurements],
+                        "growth": [p.__dict__ for p in r.growth],
                     }
                     for r in results
                 ],

@@ -7,7 +7,9 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -29,17 +31,97 @@ class Measurement:
         return self.value / self.baseline_value
 
 
+@dataclass(frozen=True)
+class GrowthPoint:
+    """One measure's cost at one data size, with its baseline's cost at that size."""
+
+    measure: str
+    size: int  # observations (or fields, see `size_unit`)
+    size_unit: str
+    seconds: float
+    baseline: str
+    baseline_seconds: float
+
+
 @dataclass
 class BenchResult:
-    """The measurements of one benchmark."""
+    """The measurements of one benchmark, and how its costs grow with the data size."""
 
     benchmark: str
     measurements: list[Measurement] = field(default_factory=list)
+    growth: list[GrowthPoint] = field(default_factory=list)
 
     def add(self, *args, **kwargs) -> Measurement:
         m = Measurement(*args, **kwargs)
         self.measurements.append(m)
         return m
+
+
+def growth_exponent(points: list[GrowthPoint]) -> float | None:
+    """The slope of log(seconds) against log(size), least squares: 1 is linear growth."""
+    if len({p.size for p in points}) < 2:
+        return None
+    x = np.log([p.size for p in points])
+    y = np.log([p.seconds for p in points])
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def growth_markdown(points: list[GrowthPoint]) -> str:
+    """The growth table: per measure and size, seconds against the baseline, and the
+    log-log slope of each measure's cost over the sizes."""
+    lines = [
+        "| measure | size | seconds | baseline | baseline seconds | ratio | growth exponent |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    by_measure: dict[str, list[GrowthPoint]] = {}
+    for p in points:
+        by_measure.setdefault(p.measure, []).append(p)
+    for measure, series in by_measure.items():
+        exponent = growth_exponent(series)
+        for p in sorted(series, key=lambda p: p.size):
+            slope = f"{exponent:.2f}" if exponent is not None else ""
+            lines.append(
+                f"| {measure} | {p.size:,} {p.size_unit} | {p.seconds:.3g} | {p.baseline} | "
+                f"{p.baseline_seconds:.3g} | {p.seconds / p.baseline_seconds:.2f}x | {slope} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot_growth(points: list[GrowthPoint], path: Path) -> Path:
+    """Seconds against data size on log-log axes, one line per measure and its baseline
+    dashed; one panel per size unit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    units = sorted({p.size_unit for p in points})
+    fig, axes = plt.subplots(1, len(units), figsize=(6 * len(units), 4.5), squeeze=False)
+    for ax, unit in zip(axes[0], units, strict=True):
+        measures = dict.fromkeys(p.measure for p in points if p.size_unit == unit)
+        for i, measure in enumerate(measures):
+            series = sorted((p for p in points if p.measure == measure), key=lambda p: p.size)
+            sizes = [p.size for p in series]
+            color = f"C{i}"
+            ax.plot(sizes, [p.seconds for p in series], "o-", color=color, label=measure)
+            ax.plot(
+                sizes,
+                [p.baseline_seconds for p in series],
+                "x--",
+                color=color,
+                alpha=0.6,
+                label=f"{series[0].baseline} (baseline)",
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(unit)
+        ax.set_ylabel("seconds")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def timed(fn: Callable[[], object], *, repeat: int = 1) -> tuple[float, object]:

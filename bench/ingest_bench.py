@@ -1,5 +1,5 @@
 """Warehouse ingest throughput, no-op re-ingest and point-in-time query latency, against
-Parquet writes and reads of the same table."""
+Parquet writes and reads of the same table, at growing sizes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from bench.common import BenchResult, timed
+from bench.common import BenchResult, GrowthPoint, timed
 from ingest.synthetic import SyntheticWorldConfig, generate_world
 from warehouse.store import Warehouse
 
@@ -39,49 +39,102 @@ def synthetic_observations(n_fields: int, n_days: int, seed: int = 0) -> pl.Data
     return frame
 
 
-def run(*, quick: bool = False) -> BenchResult:
-    """Ingest 10M observations (1k fields x 10k days; 1M in quick mode)."""
-    n_fields, n_days = (1000, 10_000) if not quick else (100, 10_000)
+# fields x 10,000 days: 1M, 10M and 50M observations; the 10M case is the headline
+GROWTH_FIELDS = (100, 1000, 5000)
+QUICK_GROWTH_FIELDS = (10, 100)
+N_DAYS = 10_000
+
+
+def measure(n_fields: int, n_days: int = N_DAYS) -> dict[str, float]:
+    """Seconds of each warehouse operation on n_fields x n_days observations, and of the
+    Parquet write and read of the same rows (pyarrow) as their baselines."""
     frame = synthetic_observations(n_fields, n_days)
-    n = len(frame)
-    result = BenchResult("ingest")
     with tempfile.TemporaryDirectory() as tmp:
-        parquet_s, _ = timed(lambda: pq.write_table(frame.to_arrow(), Path(tmp) / "b.parquet"))
+        parquet = Path(tmp) / "b.parquet"
+        parquet_s, _ = timed(lambda: pq.write_table(frame.to_arrow(), parquet))
         wh = Warehouse(Path(tmp) / "bench.duckdb")
         ingest_s, report = timed(lambda: wh.ingest(frame, source="bench"))
-        assert report.rows_inserted == n, report
+        assert report.rows_inserted == len(frame), report
         noop_s, again = timed(lambda: wh.ingest(frame, source="bench"))
-        assert again.rows_unchanged == n and again.rows_inserted == 0, again
-        query = _point_in_time_query(wh, frame, Path(tmp) / "b.parquet")
+        assert again.rows_unchanged == len(frame) and again.rows_inserted == 0, again
+        query = _point_in_time_query(wh, frame, parquet)
         stored_bytes = _checkpointed_bytes(wh)
-        parquet_bytes = (Path(tmp) / "b.parquet").stat().st_size
-        vintages = _vintage_cost(Path(tmp))
+        return {
+            "observations": len(frame),
+            "parquet_s": parquet_s,
+            "ingest_s": ingest_s,
+            "noop_s": noop_s,
+            "stored_bytes": stored_bytes,
+            "parquet_bytes": parquet.stat().st_size,
+            **query,
+        }
+
+
+def run(*, quick: bool = False) -> BenchResult:
+    """Ingest, re-ingest and point-in-time reads at 1M, 10M and 50M observations (10k
+    and 1M in quick mode); the headline rows are the 10M (quick: 1M) case."""
+    sizes = QUICK_GROWTH_FIELDS if quick else GROWTH_FIELDS
+    runs = {n_fields: measure(n_fields) for n_fields in sizes}
+    result = BenchResult("ingest")
+    for m in runs.values():
+        n = m["observations"]
+        for measure_name, seconds, baseline, baseline_s in (
+            ("ingest", m["ingest_s"], "parquet write", m["parquet_s"]),
+            ("no-op re-ingest", m["noop_s"], "parquet write", m["parquet_s"]),
+            ("as_of, 10 years", m["as_of_s"], "parquet read", m["parquet_read_s"]),
+            ("as_of, wide monthly", m["wide_s"], "parquet read", m["parquet_read_s"]),
+        ):
+            result.growth.append(
+                GrowthPoint(measure_name, n, "observations", seconds, baseline, baseline_s)
+            )
+    m = runs[sizes[1]]
+    n = m["observations"]
     result.add(
         "ingest throughput",
-        n / ingest_s,
+        n / m["ingest_s"],
         "obs/s",
         "parquet write",
-        n / parquet_s,
-        note=f"{n:,} observations; first ingest {ingest_s:.1f}s vs "
-        f"pyarrow Parquet write {parquet_s:.1f}s",
+        n / m["parquet_s"],
+        note=f"{n:,} observations; first ingest {m['ingest_s']:.1f}s vs "
+        f"pyarrow Parquet write {m['parquet_s']:.1f}s",
     )
     result.add(
         "no-op re-ingest time",
-        noop_s,
+        m["noop_s"],
         "s",
         "parquet write",
-        parquet_s,
-        note="the same batch again: validated, classified, nothing written",
+        m["parquet_s"],
+        note="the same batch again: validated, classified (each field settled by its "
+        "digest), nothing written",
     )
-    result.add("first ingest time", ingest_s, "s", "parquet write", parquet_s)
+    result.add("first ingest time", m["ingest_s"], "s", "parquet write", m["parquet_s"])
     result.add(
         "warehouse size",
-        stored_bytes / 2**20,
+        m["stored_bytes"] / 2**20,
         "MiB",
         "parquet file",
-        parquet_bytes / 2**20,
+        m["parquet_bytes"] / 2**20,
         note=f"{n:,} rows stored (one vintage each)",
     )
+    result.add(
+        "point-in-time query",
+        m["as_of_s"],
+        "s",
+        "parquet read of the same rows",
+        m["parquet_read_s"],
+        note=f"as_of(t) over {m['fields']:,} fields x 10 years: {m['rows']:,} rows, "
+        "latest vintage known at t per field and day",
+    )
+    result.add(
+        "point-in-time panel (wide, monthly)",
+        m["wide_s"],
+        "s",
+        "parquet read of the same rows",
+        m["parquet_read_s"],
+        note="the same query pivoted to one column per field on a monthly calendar",
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        vintages = _vintage_cost(Path(tmp))
     result.add(
         "stored rows, synthetic world",
         vintages["rows"],
@@ -96,23 +149,6 @@ def run(*, quick: bool = False) -> BenchResult:
         "MiB",
         "former no-news rule",
         vintages["bytes_no_news"] / 2**20,
-    )
-    result.add(
-        "point-in-time query",
-        query["as_of_s"],
-        "s",
-        "parquet read of the same rows",
-        query["parquet_s"],
-        note=f"as_of(t) over {query['fields']:,} fields x 10 years: {query['rows']:,} rows, "
-        "latest vintage known at t per field and day",
-    )
-    result.add(
-        "point-in-time panel (wide, monthly)",
-        query["wide_s"],
-        "s",
-        "parquet read of the same rows",
-        query["parquet_s"],
-        note="the same query pivoted to one column per field on a monthly calendar",
     )
     return result
 
@@ -151,7 +187,7 @@ def _point_in_time_query(wh: Warehouse, frame: pl.DataFrame, parquet: Path) -> d
     start = end - dt.timedelta(days=3652)
     t = end + dt.timedelta(days=1)
     as_of_s, panel = timed(lambda: wh.as_of(t, start=start, end=end), repeat=2)
-    wide_s, _ = timed(lambda: wh.as_of(t, start=start, end=end, wide=True, every="1mo"))
+    wide_s, _ = timed(lambda: wh.as_of(t, start=start, end=end, wide=True, every="1mo"), repeat=2)
     parquet_s, table = timed(
         lambda: pq.read_table(parquet, filters=[("observed_at", ">=", start)]), repeat=2
     )
@@ -159,7 +195,7 @@ def _point_in_time_query(wh: Warehouse, frame: pl.DataFrame, parquet: Path) -> d
     return {
         "as_of_s": as_of_s,
         "wide_s": wide_s,
-        "parquet_s": parquet_s,
+        "parquet_read_s": parquet_s,
         "rows": len(panel),
         "fields": panel["field_path"].n_unique(),
     }

@@ -24,6 +24,7 @@ from training import (
 )
 from training.compute import step_flops
 from training.dag import DAGNode, standard_dag
+from training.fields import random_batch
 from training.masked import BatchSource
 from training.settings import CurriculumSettings, node_layout
 
@@ -36,20 +37,6 @@ TINY_NODE = DAGNode("tiny", fields=("financial.fx", "narratives.news"))
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-def random_batch(layout: CanvasLayout, batch: int) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    shape = (batch, layout.T, layout.n_fields)
-    presence = (torch.rand(shape, generator=g) < 0.8).float()
-    out = {
-        "values": torch.randn(shape, generator=g) * presence,
-        "presence": presence,
-        "target_weight": presence * torch.as_tensor(layout.loss_weights),
-    }
-    dim = max(layout.fields[i].dimension for i in layout.vector_fields)
-    out["vectors"] = torch.randn(batch, layout.T, len(layout.vector_fields), dim, generator=g)
-    return out
 
 
 def measured_step(

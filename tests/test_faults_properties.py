@@ -302,6 +302,17 @@ def stored(wh: Warehouse, source: str) -> pl.DataFrame:
     )
 
 
+def assert_vintage_chains(wh: Warehouse) -> None:
+    """Every stored vintage is unique and superseded by exactly the next one known."""
+    ((rows, keys, broken),) = wh.sql(
+        "SELECT count(*), count(DISTINCT (field_path, observed_at, source, known_at)), "
+        "count(*) FILTER (superseded_at IS DISTINCT FROM next) FROM (SELECT *, lead(known_at) "
+        "OVER (PARTITION BY field_path, observed_at, source ORDER BY known_at) AS next "
+        "FROM observations)"
+    ).rows()
+    assert (rows, broken) == (keys, 0)
+
+
 def digest(frame: pl.DataFrame) -> str:
     return hashlib.sha256(frame.write_csv().encode()).hexdigest()[:16]
 
@@ -351,6 +362,7 @@ def test_any_split_and_order_stores_what_one_batch_stores(wh, keys, data):
     assert digest(stored(wh, split)) == digest(stored(wh, once))
     wh.ingest(frame(rows), source=split, now=NOW)  # and once more: nothing changes
     assert digest(stored(wh, split)) == digest(stored(wh, once))
+    assert_vintage_chains(wh)
 
 
 @settings(
@@ -369,6 +381,7 @@ def test_vintages_in_any_arrival_order_keep_every_point_in_time_view(wh, keys, d
     order = data.draw(st.permutations(range(len(rows))))
     for part in chunks(rows, order, data.draw(SPLITS)):
         wh.ingest(frame(part), source=source, now=NOW)
+    assert_vintage_chains(wh)
     probes = {r.known for r in rows} | {r.known - dt.timedelta(microseconds=1) for r in rows}
     for t in sorted(probes):
         got = wh.as_of(t, list(FIELDS), sources=[source])
@@ -402,6 +415,7 @@ def test_a_changed_value_adds_a_vintage_and_removes_none(wh, keys, data):
     after = stored(wh, source)
     assert len(after) == len(before) + len(changed)
     assert before.join(after, on=before.columns, how="anti").is_empty(), "a vintage was removed"
+    assert_vintage_chains(wh)
     latest = wh.as_of(later + dt.timedelta(days=1), list(FIELDS), sources=[source])
     by_period = {
         (p, o): v for p, o, v in latest.select("field_path", "observed_at", "value").iter_rows()

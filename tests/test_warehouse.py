@@ -11,7 +11,12 @@ import polars as pl
 import pytest
 
 from warehouse.schema import UnknownFieldError
-from warehouse.store import Warehouse, WarehouseLockedError, WarehouseNotFoundError
+from warehouse.store import (
+    Warehouse,
+    WarehouseLockedError,
+    WarehouseNotFoundError,
+    WarehouseVersionError,
+)
 from warehouse.validation import DATE_RULE, IngestError
 
 CPI = "country_us.macro.inflation.headline_cpi"
@@ -64,6 +69,82 @@ def test_same_batch_twice_changes_nothing(wh):
     assert (second.rows_inserted, second.rows_revised, second.rows_unchanged) == (0, 0, 24)
     assert wh.count() == 24
     assert wh.content_hash() == digest
+
+
+def test_a_refresh_compares_row_by_row_only_the_fields_whose_rows_changed(wh):
+    unrate = monthly_cpi().with_columns(field_path=pl.lit(UNRATE), value=pl.col("value") + 1)
+    first = wh.ingest(pl.concat([monthly_cpi(), unrate]), source="fred", now=NOW)
+    assert (first.rows_inserted, first.rows_compared) == (48, 0)  # nothing stored to compare
+    again = wh.ingest(pl.concat([monthly_cpi(), unrate]), source="fred", now=NOW)
+    assert (again.rows_unchanged, again.rows_compared) == (48, 0)  # both settled by digest
+    # a month more of CPI: its stored rows are settled whole, the new one is new
+    extended = wh.ingest(pl.concat([monthly_cpi(25), unrate]), source="fred", now=NOW)
+    assert (extended.rows_inserted, extended.rows_unchanged, extended.rows_compared) == (1, 48, 0)
+    # an incremental fetch: only the newest month, nothing to compare
+    newest = monthly_cpi(26).tail(1)
+    incremental = wh.ingest(newest, source="fred", now=NOW)
+    assert (incremental.rows_inserted, incremental.rows_compared) == (1, 0)
+    # one CPI value changed: CPI's rows are compared one by one, UNRATE's are not
+    changed = monthly_cpi(26).with_columns(
+        value=pl.when(pl.int_range(pl.len()) == 3).then(9.9).otherwise(pl.col("value"))
+    )
+    later = dt.datetime(2025, 7, 1)
+    report = wh.ingest(pl.concat([changed, unrate]), source="fred", now=later)
+    assert (report.rows_revised, report.rows_unchanged, report.rows_compared) == (1, 49, 26)
+    april = dt.datetime(2020, 4, 1)
+    assert wh.as_of(NOW, CPI).filter(pl.col("observed_at") == april)["value"].item() == 2.3
+    assert wh.as_of(later, CPI).filter(pl.col("observed_at") == april)["value"].item() == 9.9
+    assert len(wh.as_of(later, CPI)) == 26
+
+
+def test_each_vintage_is_superseded_exactly_by_the_next_one_known(wh):
+    jan = dt.datetime(2024, 1, 1)
+    releases = [dt.datetime(2024, 2, 2), dt.datetime(2024, 3, 8), dt.datetime(2024, 4, 5)]
+    for i in (2, 0, 1):  # vintages arrive out of order
+        wh.ingest(batch([(UNRATE, jan, 3.7 + i / 10, releases[i])]), source="fred", now=NOW)
+    chain = wh.sql("SELECT known_at, superseded_at FROM observations ORDER BY known_at")
+    assert chain.rows() == [
+        (releases[0], releases[1]),
+        (releases[1], releases[2]),
+        (releases[2], None),
+    ]
+
+
+# The version-1 layout: observations keyed by a primary key, no superseded_at.
+_VERSION_1_OBSERVATIONS = """
+CREATE TABLE observations (
+    field_path VARCHAR NOT NULL, observed_at TIMESTAMP NOT NULL, value DOUBLE, vector FLOAT[],
+    source VARCHAR NOT NULL, known_at TIMESTAMP NOT NULL, ingested_at TIMESTAMP NOT NULL,
+    run_id VARCHAR NOT NULL, PRIMARY KEY (field_path, observed_at, source, known_at));
+CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+INSERT INTO meta VALUES ('version', '1');
+INSERT INTO observations VALUES
+    ('country_us.macro.labor.unemployment_rate', '2024-01-01', 3.9, NULL, 'fred',
+     '2024-03-08', '2024-03-08', 'r2'),
+    ('country_us.macro.labor.unemployment_rate', '2024-01-01', 3.7, NULL, 'fred',
+     '2024-02-02', '2024-02-02', 'r1');
+"""
+
+
+def test_a_version_1_warehouse_is_upgraded_in_place_when_opened_for_writing(tmp_path):
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(_VERSION_1_OBSERVATIONS)
+    with pytest.raises(WarehouseVersionError, match="open it once for writing"):
+        Warehouse(path, read_only=True)
+    wh = Warehouse(path)
+    assert wh.as_of(dt.datetime(2024, 2, 20), UNRATE)["value"].to_list() == [3.7]
+    assert wh.as_of(dt.datetime(2024, 3, 8), UNRATE)["value"].to_list() == [3.9]
+    assert wh.sql("SELECT value FROM latest")["value"].to_list() == [3.9]
+    report = wh.ingest(
+        batch([(UNRATE, dt.datetime(2024, 1, 1), 3.9, dt.datetime(2024, 3, 8))]),
+        source="fred",
+        now=NOW,
+    )
+    assert report.rows_unchanged == 1
+    assert Warehouse(path, read_only=True).count() == 2
 
 
 def test_exact_duplicate_rows_in_a_batch_are_dropped(wh):

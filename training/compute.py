@@ -42,9 +42,11 @@ from training.settings import CurriculumSettings, node_layout
 from warehouse.schema import Schema, default_schema
 
 __all__ = [
+    "BF16_DENSE_PEAKS",
     "H100_BF16_DENSE_FLOPS",
     "ComputeEstimate",
     "StepFlops",
+    "bf16_peak_flops",
     "cogvideox_config",
     "estimate_compute",
     "step_flops",
@@ -53,6 +55,18 @@ __all__ = [
 # NVIDIA H100 Tensor Core GPU datasheet, H100 SXM: 1,979 TFLOPS bf16 "with sparsity",
 # i.e. 989 TFLOPS dense.
 H100_BF16_DENSE_FLOPS = 989e12
+# Dense bf16 peaks by device name (torch.cuda.get_device_name), first match wins; the
+# datasheets give bf16 "with sparsity", half of it is dense. NVIDIA H100 Tensor Core GPU
+# datasheet: SXM 1,979, NVL 1,671, PCIe 1,513 TFLOPS; NVIDIA H200 Tensor Core GPU
+# datasheet: SXM 1,979, NVL 1,671; NVIDIA A100 Tensor Core GPU datasheet: 624 (312 dense).
+BF16_DENSE_PEAKS: tuple[tuple[str, float], ...] = (
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H200 NVL", 835e12),
+    ("H100", H100_BF16_DENSE_FLOPS),
+    ("H200", 989e12),
+    ("A100", 312e12),
+)
 SEMANTIC_DIM = 384  # all-MiniLM-L6-v2 field embeddings (training.semantic)
 SCRATCH_MLP_RATIO = 4  # ScratchBackbone defaults
 FF_MULT = 4  # diffusers FeedForward: inner dim = 4 * dim in every CogVideoX block
@@ -111,6 +125,18 @@ def step_flops(
         config = cogvideox_config(transformer_config)
         sequence = _cogvideox(tally, layout, batch, config, settings.adapter_rank)
     return StepFlops(tally.forward, tally.backward, sequence)
+
+
+def bf16_peak_flops(device_name: str) -> tuple[float, str]:
+    """(dense bf16 peak FLOP/s, where it comes from) of a GPU named `device_name`.
+
+    From `BF16_DENSE_PEAKS`; a card not in it is priced at the H100 SXM's peak, and the
+    second element says so.
+    """
+    for key, peak in BF16_DENSE_PEAKS:
+        if key.lower() in device_name.lower():
+            return peak, f"{key} datasheet, dense bf16"
+    return H100_BF16_DENSE_FLOPS, f"{device_name!r} is not in the peak table: H100 SXM's peak"
 
 
 def _field_codecs(tally: _Tally, layout: CanvasLayout, batch: int) -> None:
@@ -271,16 +297,20 @@ class ComputeEstimate:
         ]
         return "\n".join([*lines, "", self.assumptions()])
 
-    def tier_table(self) -> str:
-        """The seed's table (ranges per tier) and the totals line."""
+    def by_tier(self) -> dict[int, list[dict[str, Any]]]:
+        """The rows of each tier, tiers in order."""
         by_tier: dict[int, list[dict[str, Any]]] = {}
         for row in self.rows:
             by_tier.setdefault(row["tier"], []).append(row)
+        return dict(sorted(by_tier.items()))
+
+    def tier_table(self) -> str:
+        """The seed's table (ranges per tier) and the totals line."""
         lines = [
             "| Tier | Nodes | Fields/node | Steps/node | H100-hrs/node |",
             "|---|---|---|---|---|",
         ]
-        for tier, rows in sorted(by_tier.items()):
+        for tier, rows in self.by_tier().items():
             fields = _span([r["fields"] for r in rows], str)
             steps = _span([r["steps"] for r in rows], "{:,}".format)
             hours = _span([r["h100_hours"] for r in rows], _hours)

@@ -44,7 +44,6 @@ from torch.utils.data import DataLoader
 from canvas.dataset import HeterogeneousDataset, collate_batch
 from canvas.layout import CanvasLayout
 from canvas.sources import Source, fingerprint, restrict_sources, sources_from_warehouse
-from training.backbones import build_backbone
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig
 from training.dag import CurriculumError, DAGNode, tiers, validate_dag
@@ -54,7 +53,7 @@ from training.fields import FieldDecoder, FieldEncoder
 from training.masked import MaskedCanvasTrainer
 from training.merge import ParentWeights, merge_parents
 from training.plots import plot_loss_curves
-from training.settings import CurriculumSettings, node_layout
+from training.settings import CurriculumSettings, node_backbone, node_layout
 from warehouse.paths import default_artifacts_dir, default_warehouse_path
 from warehouse.schema import Schema, default_schema
 from warehouse.store import Warehouse, as_timestamp
@@ -325,22 +324,7 @@ def _trainer(
     progress: bool,
 ) -> MaskedCanvasTrainer:
     torch.manual_seed(settings.seed)
-    if settings.backbone == "cogvideox":
-        backbone = build_backbone(
-            "cogvideox",
-            layout,
-            pretrained_model_id=settings.pretrained_model_id,
-            transformer=transformer,
-            adapter_rank=settings.adapter_rank,
-            device=settings.device,
-        )
-    else:
-        backbone = build_backbone(
-            "scratch",
-            layout,
-            n_layers=node.n_layers or settings.n_layers,
-            attention=settings.attention,
-        )
+    backbone = node_backbone(layout, settings, n_layers=node.n_layers, transformer=transformer)
     config = TrainConfig(
         lr=settings.lr,
         seed=settings.seed,

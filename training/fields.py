@@ -43,7 +43,32 @@ from torch import Tensor, nn
 from canvas.layout import CanvasLayout
 from training.semantic import semantic_embeddings
 
-__all__ = ["FieldDecoder", "FieldEncoder", "FieldTransfer"]
+__all__ = ["FieldDecoder", "FieldEncoder", "FieldTransfer", "random_batch"]
+
+
+def random_batch(
+    layout: CanvasLayout, batch_size: int, *, seed: int = 0, presence: float = 0.8
+) -> dict[str, Tensor]:
+    """A batch of random data in the format the encoder reads, for tests and benchmarks.
+
+    Each (sample, step, field) is present with probability `presence`; values are
+    standard normal where present, zero elsewhere; `target_weight` is presence times the
+    layout's loss weights; `vectors` (only when the layout has vector fields) is
+    standard normal.
+    """
+    g = torch.Generator().manual_seed(seed)
+    shape = (batch_size, layout.T, layout.n_fields)
+    present = (torch.rand(shape, generator=g) < presence).float()
+    out = {
+        "values": torch.randn(shape, generator=g) * present,
+        "presence": present,
+        "target_weight": present * torch.as_tensor(layout.loss_weights),
+    }
+    if layout.vector_fields:
+        dim = max(layout.fields[i].dimension for i in layout.vector_fields)
+        shape = (batch_size, layout.T, len(layout.vector_fields), dim)
+        out["vectors"] = torch.randn(shape, generator=g)
+    return out
 
 
 class FieldTransfer(NamedTuple):

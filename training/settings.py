@@ -2,6 +2,7 @@
 
 settings = CurriculumSettings(backbone="scratch", T=12, step="1mo", n_layers=2)
 layout = node_layout(node, settings)   # the node's canvas: its fields + regime latents
+backbone = node_backbone(layout, settings, n_layers=node.n_layers)
 """
 
 from __future__ import annotations
@@ -9,11 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from canvas.layout import CanvasLayout, compile_layout
+from training.backbones import Backbone, build_backbone
 from training.dag import CurriculumError, DAGNode
 from warehouse.schema import Schema, default_schema
+
+if TYPE_CHECKING:
+    from torch import nn
 
 OBJECTIVES = ("masked", "diffusion")
 DEFAULT_MODEL = "THUDM/CogVideoX-2b"
@@ -92,3 +97,33 @@ def node_layout(
         return layout
     width = math.ceil(math.sqrt(node.canvas_size))
     return replace(layout, W=width, H=math.ceil(node.canvas_size / width))
+
+
+def node_backbone(
+    layout: CanvasLayout,
+    settings: CurriculumSettings,
+    *,
+    n_layers: int | None = None,
+    transformer: nn.Module | None = None,
+) -> Backbone:
+    """The backbone a curriculum node trains on `layout`, as `settings` describe it.
+
+    `n_layers` overrides the scratch depth (a node's `n_layers`); `transformer` is the
+    CogVideoX transformer to graft onto (None: `settings.pretrained_model_id`, loaded
+    offline, on `settings.device`).
+    """
+    if settings.backbone == "cogvideox":
+        return build_backbone(
+            "cogvideox",
+            layout,
+            pretrained_model_id=settings.pretrained_model_id,
+            transformer=transformer,
+            adapter_rank=settings.adapter_rank,
+            device=settings.device,
+        )
+    return build_backbone(
+        "scratch",
+        layout,
+        n_layers=n_layers or settings.n_layers,
+        attention=settings.attention,
+    )

@@ -307,7 +307,12 @@ class LakeReader(WarehouseReader):
             else:  # an export of an empty warehouse has no observation file
                 con.register("empty_observations", _OBSERVATION_FILES_SCHEMA.empty_table())
                 source = "empty_observations"
-            con.execute(f"CREATE VIEW observations AS SELECT {_WAREHOUSE_COLUMNS} FROM {source}")
+            # superseded_at is derived, so not exported: the view computes it
+            con.execute(
+                f"CREATE VIEW observations AS SELECT {_WAREHOUSE_COLUMNS}, lead(known_at) OVER "
+                "(PARTITION BY field_path, observed_at, source ORDER BY known_at) AS superseded_at "
+                f"FROM {source}"
+            )
             for name in _TABLES:
                 (file,) = files[name]
                 path = _literal(self.location(str(file["path"])))

@@ -24,6 +24,7 @@ MAX_ABS_VALUE = 1e15
 EARLIEST_OBSERVATION = dt.datetime(1800, 1, 1)
 FUTURE_TOLERANCE = dt.timedelta(days=1)
 MAX_PROBLEMS_SHOWN = 20
+_NO_PROBLEMS = pl.DataFrame(schema={"row": pl.UInt32, "field_path": pl.Utf8, "problem": pl.Utf8})
 
 
 # The one rule for dates given as text, on every ingest path: ISO 8601 is read as such
@@ -79,7 +80,8 @@ class IngestError(ValueError):
 
 @dataclass(frozen=True)
 class ValidatedBatch:
-    """A clean batch: canonical columns and dtypes, exact duplicate rows removed."""
+    """A clean batch: canonical columns and dtypes, exact duplicate rows removed, sorted by
+    (field_path, observed_at, known_at)."""
 
     frame: pl.DataFrame
     rows_in: int
@@ -185,24 +187,8 @@ def _field_facts(paths: pl.Series, schema: Schema) -> pl.DataFrame:
     )
 
 
-def validate_batch(
-    frame: pl.DataFrame,
-    *,
-    source: str,
-    schema: Schema,
-    now: dt.datetime,
-    allow_outliers: bool = False,
-) -> ValidatedBatch:
-    """Check a batch against the schema and the warehouse's rules.
-
-    Raises IngestError listing every problem (source, field, row); returns the
-    canonical batch otherwise. `now` is naive UTC. A value outside its field's plausible
-    range (`Field.bounds`) is a problem unless `allow_outliers`.
-    """
-    if frame.is_empty():
-        return ValidatedBatch(_canonical(frame, source).drop("row"), 0, 0)
-    batch = _canonical(frame, source)
-    batch = batch.join(_field_facts(batch["field_path"], schema), on="field_path", how="left")
+def _checks(now: dt.datetime, allow_outliers: bool) -> list[tuple[pl.Expr, pl.Expr | str]]:
+    """(condition, message) per rule, over a canonical batch joined with its field facts."""
     is_vector = pl.col("dimension") > 1
     vector_len = pl.col("vector").list.len()
     vector_finite = pl.col("vector").list.eval(pl.element().is_finite()).list.all()
@@ -270,18 +256,42 @@ def validate_batch(
         ),
         (is_vector & ~vector_finite.fill_null(True), "vector has NaN or infinite elements"),
     ]
-    problems = pl.concat(
-        [
-            batch.filter(cond.fill_null(False)).select(
-                "row",
-                pl.col("field_path").fill_null("<missing>"),
-                (msg if isinstance(msg, pl.Expr) else pl.lit(msg)).cast(pl.Utf8).alias("problem"),
-            )
-            for cond, msg in checks
-        ]
+    return checks
+
+
+def in_key_order(frame: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+    """`frame` sorted by `key` (stable, nulls last). A frame already in order (most
+    batches, many reads) is only checked; text columns sort by their ranks among the
+    distinct values, which is faster than sorting the text."""
+    ascending = pl.lit(True)
+    for column in reversed(key):  # lexicographic: each column decides where the ones before tie
+        col, previous = pl.col(column), pl.col(column).shift(1)
+        ascending = (col > previous) | ((col == previous) & ascending)
+    if frame.select(ascending.fill_null(False).slice(1).all()).item():
+        return frame
+    text = [c for c in key if frame.schema[c] == pl.Utf8]
+    ranks = {
+        f"_rank_{c}": pl.col(c).cast(pl.Enum(frame[c].drop_nulls().unique().sort())).to_physical()
+        for c in text
+    }
+    by = [f"_rank_{c}" if c in text else c for c in key]
+    return (
+        frame.with_columns(**ranks).sort(by, maintain_order=True, nulls_last=True).drop(list(ranks))
     )
-    clean = batch.select(BATCH_COLUMNS_WITH_ROW)
-    key = ["field_path", "observed_at", "known_at"]
+
+
+def _field_facts_by_row(paths: pl.Series, schema: Schema) -> list[pl.Series]:
+    """The facts of each row's field, for a batch sorted by field (one lookup per run)."""
+    run_paths = paths.rle().struct.field("value")
+    facts = pl.DataFrame({"field_path": run_paths}).join(
+        _field_facts(run_paths, schema), on="field_path", how="left", maintain_order="left"
+    )
+    run = paths.rle_id()
+    return [facts[column].gather(run) for column in facts.columns if column != "field_path"]
+
+
+def _duplicates(clean: pl.DataFrame, key: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Exact repeats dropped (the first row kept) and the keys repeated with other values."""
     deduped = clean.unique(subset=[*key, "value", "vector"], keep="first", maintain_order=True)
     conflicts = deduped.filter(pl.len().over(key) > 1).select(
         "row",
@@ -291,6 +301,53 @@ def validate_batch(
             pl.col("observed_at"),
             pl.col("known_at"),
         ).alias("problem"),
+    )
+    return deduped, conflicts
+
+
+def validate_batch(
+    frame: pl.DataFrame,
+    *,
+    source: str,
+    schema: Schema,
+    now: dt.datetime,
+    allow_outliers: bool = False,
+) -> ValidatedBatch:
+    """Check a batch against the schema and the warehouse's rules.
+
+    Raises IngestError listing every problem (source, field, row); returns the
+    canonical batch otherwise. `now` is naive UTC. A value outside its field's plausible
+    range (`Field.bounds`) is a problem unless `allow_outliers`.
+    """
+    if frame.is_empty():
+        return ValidatedBatch(_canonical(frame, source).drop("row"), 0, 0)
+    key = ["field_path", "observed_at", "known_at"]
+    batch = in_key_order(_canonical(frame, source), key)
+    batch = batch.with_columns(_field_facts_by_row(batch["field_path"], schema))
+    checks = _checks(now, allow_outliers)
+    # One pass decides whether any row is bad; the messages are only built when one is.
+    any_bad = pl.any_horizontal([cond.fill_null(False) for cond, _ in checks]).any()
+    problems = (
+        pl.concat(
+            [
+                batch.filter(cond.fill_null(False)).select(
+                    "row",
+                    pl.col("field_path").fill_null("<missing>"),
+                    (msg if isinstance(msg, pl.Expr) else pl.lit(msg))
+                    .cast(pl.Utf8)
+                    .alias("problem"),
+                )
+                for cond, msg in checks
+            ]
+        )
+        if batch.select(any_bad).item()
+        else _NO_PROBLEMS
+    )
+    clean = batch.select(BATCH_COLUMNS_WITH_ROW)
+    # Sorted by key, a repeated key is next to its twin: without one, nothing to drop.
+    repeats = pl.all_horizontal([pl.col(c) == pl.col(c).shift(1) for c in key]).any()
+    deduped, conflicts = (
+        _duplicates(clean, key) if clean.select(repeats).item() else (clean, _NO_PROBLEMS)
     )
     problems = pl.concat([problems, conflicts]).sort("row")
     if not problems.is_empty():

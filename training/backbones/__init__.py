@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         CogVideoXGraft,
         PretrainedWeightsNotFound,
         cogvideox_2b_trainable_fraction,
+        random_transformer,
     )
 
 __all__ = [
@@ -32,10 +33,16 @@ __all__ = [
     "ScratchBackbone",
     "build_backbone",
     "cogvideox_2b_trainable_fraction",
+    "random_transformer",
 ]
 
 BACKBONES = ("scratch", "cogvideox")
-_LAZY = ("CogVideoXGraft", "PretrainedWeightsNotFound", "cogvideox_2b_trainable_fraction")
+_LAZY = (
+    "CogVideoXGraft",
+    "PretrainedWeightsNotFound",
+    "cogvideox_2b_trainable_fraction",
+    "random_transformer",
+)
 
 
 def build_backbone(name: str, bound: CanvasLayout, **kwargs: Any) -> Backbone:

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,7 @@ __all__ = [
     "PretrainedWeightsNotFound",
     "cogvideox_2b_trainable_fraction",
     "load_pretrained_transformer",
+    "random_transformer",
 ]
 
 DEFAULT_MODEL = "THUDM/CogVideoX-2b"
@@ -106,6 +108,18 @@ def load_pretrained_transformer(
         cause = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         message = f"{_missing_weights_message(model_id)}\n(loader said: {cause[:300]})"
         raise PretrainedWeightsNotFound(message) from None
+
+
+def random_transformer(
+    config: Mapping[str, Any] | None = None, *, device: str | torch.device = "cpu"
+) -> CogVideoXTransformer3DModel:
+    """A randomly initialised transformer of diffusers' default config (CogVideoX-2b)
+    updated by `config`, built directly on `device` (no weights are read).
+
+    For benchmarks and tests; "meta" builds the architecture without memory.
+    """
+    with torch.device(device):
+        return CogVideoXTransformer3DModel(**dict(config or {}))
 
 
 class BottleneckAdapter(nn.Module):
@@ -294,7 +308,6 @@ def cogvideox_2b_trainable_fraction(
     diffusers' default `CogVideoXTransformer3DModel()` config is CogVideoX-2b; it is
     instantiated on the meta device (no memory, no download).
     """
-    with torch.device("meta"):
-        transformer = CogVideoXTransformer3DModel()
+    transformer = random_transformer(device="meta")
     graft = CogVideoXGraft(bound, transformer=transformer, adapter_rank=adapter_rank)
     return {**graft.describe(), "source": "CogVideoX-2b architecture on the meta device"}
