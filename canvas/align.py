@@ -10,8 +10,11 @@ vintage known by then. Nothing is forward-filled: a step without an observation 
 by the cutoff is absent.
 
 Windows are numbered in cutoff order, n = (e - T + 1) * k + c for the c-th moment of
-end step e. Everything is NumPy over whole arrays; each observation vintage is written
-into at most T x k windows, so the work is O(rows x T x k).
+end step e. Everything is NumPy over whole arrays. `place` lists every (window, slot,
+field) an observation vintage lands in, O(rows x T x k); `settle` gives per step and field
+the row every window holding the step ends up with and the cutoff from which it does,
+O(rows + steps x fields), so that windows can be copied from it (the windows that hold a
+step before its last release are the only ones that need `place`).
 """
 
 from __future__ import annotations
@@ -69,6 +72,33 @@ def window_cutoffs(edges: np.ndarray, T: int, per_step: int = 1) -> np.ndarray:
     return step_cutoffs(edges, per_step)[(T - 1) * per_step :]
 
 
+def _releases(
+    observed_at: np.ndarray, known_at: np.ndarray, edges: np.ndarray, per_step: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's step and release cutoff: in cutoff units u = e x per_step + c over every
+    step, the first cutoff at or after its known_at."""
+    step = _search(edges, observed_at, "right") - 1
+    return step, _search(step_cutoffs(edges, per_step), known_at, "left")
+
+
+def _search(grid: np.ndarray, values: np.ndarray, side: str) -> np.ndarray:
+    """np.searchsorted of datetimes in a sorted grid; by arithmetic on an even grid."""
+    ticks = grid.astype("datetime64[us]").view(np.int64)
+    spacing = ticks[1:] - ticks[:-1]
+    if len(ticks) < 2 or (spacing != spacing[0]).any():
+        return np.searchsorted(grid, values, side=side)
+    index = values.astype("datetime64[us]").view(np.int64) - ticks[0]
+    # right: the grid points <= value; left: those < value
+    if side == "right":
+        index //= spacing[0]
+        index += 1
+    else:
+        np.negative(index, out=index)
+        index //= spacing[0]
+        np.negative(index, out=index)
+    return np.clip(index, 0, len(ticks), out=index)
+
+
 def place(
     field_index: np.ndarray,
     observed_at: np.ndarray,
@@ -86,9 +116,7 @@ def place(
     n_steps, m = len(edges) - 1, per_step
     observed_at = observed_at.astype("datetime64[us]")
     known_at = known_at.astype("datetime64[us]")
-    step = np.searchsorted(edges, observed_at, side="right") - 1
-    # in cutoff units u = e x m + c over every step: the first cutoff at or after the release
-    first_end = np.searchsorted(step_cutoffs(edges, m), known_at, side="left")
+    step, first_end = _releases(observed_at, known_at, edges, m)
     keep = (step >= 0) & (step < n_steps) & (first_end < n_steps * m)
     rows = np.flatnonzero(keep)
     if len(rows) == 0:
@@ -134,6 +162,86 @@ def place(
     slot = cp_b.astype(np.int32)[rep] - u // m + (T - 1)
     u -= (T - 1) * m
     return Placements(window=u, slot=slot, field=cp_f.astype(np.int32)[rep], row=cp_row[rep])
+
+
+def is_sorted(*keys: np.ndarray, strict: bool = False) -> bool:
+    """Whether the rows are in ascending order of `keys`, the first the most significant
+    (`strict`: and no two rows tie on every key)."""
+    ahead = np.zeros(max(len(keys[0]) - 1, 0), dtype=bool)
+    tied = np.ones_like(ahead)
+    for key in keys:
+        ahead |= tied & (key[1:] > key[:-1])
+        tied &= key[1:] == key[:-1]
+    return bool(ahead.all() if strict else (ahead | tied).all())
+
+
+def run_ends(*keys: np.ndarray) -> np.ndarray:
+    """Mask of the last row of each run of rows with equal `keys`."""
+    change = np.zeros(max(len(keys[0]) - 1, 0), dtype=bool)
+    for key in keys:
+        change |= key[1:] != key[:-1]
+    return np.append(change, True)[: len(keys[0])]
+
+
+@dataclass(frozen=True)
+class Settled:
+    """Per step b and field f (S x F arrays): the row the windows holding the step end up with.
+
+    A window with cutoff u (window n: u = n + (T - 1) x per_step) holds row[b, f] at step b
+    when u >= since[b, f] (nothing where row is -1). A window cut before `since` holds
+    nothing there, or an earlier row when the step's rows are among `earlier`.
+    """
+
+    row: np.ndarray  # int64 source row, -1 where no window ever holds one
+    since: np.ndarray  # int32 cutoff from which the windows hold `row`; -1 where row is -1
+    earlier: np.ndarray  # source rows of the steps some window sees before their `row`
+
+
+def settle(
+    field_index: np.ndarray,
+    observed_at: np.ndarray,
+    known_at: np.ndarray,
+    edges: np.ndarray,
+    T: int,
+    n_fields: int,
+    per_step: int = 1,
+) -> Settled:
+    """The row each (step, field) settles on, as `place` puts it in the last window holding
+    the step, and the cutoff from which every window holds it.
+
+    Arguments as in `place`, with `n_fields` fields; rows may come in any order, and of rows
+    with equal (field, observed_at, known_at) the later one wins, as in `place`.
+    """
+    n_steps, m = len(edges) - 1, per_step
+    observed_at = observed_at.astype("datetime64[us]", copy=False)
+    known_at = known_at.astype("datetime64[us]", copy=False)
+    step, release = _releases(observed_at, known_at, edges, m)
+    # a row is seen from its release to the cutoff of the last window holding its step
+    seen = (step >= 0) & (step < n_steps) & (release < np.minimum(step + T, n_steps) * m)
+    rows, f, b, k = np.arange(len(seen)), field_index.astype(np.int64, copy=False), step, release
+    if not seen.all():
+        rows = np.flatnonzero(seen)
+        f, b, k = f[rows], b[rows], k[rows]
+    if not is_sorted(f, observed_at[rows], known_at[rows]):
+        # priority inside each (field, step): observed_at, then known_at
+        order = np.lexsort((known_at[rows], observed_at[rows], f))
+        rows, f, b, k = rows[order], f[order], b[order], k[order]
+    group = f * n_steps + b
+    ends = np.flatnonzero(run_ends(group))
+    # filled field by field, as the rows come; handed out step by step (transposed)
+    row = np.full(n_fields * n_steps, -1, dtype=np.int64)
+    since = np.full(n_fields * n_steps, -1, dtype=np.int32)
+    # the best row by the last window's cutoff is the group's last: it holds from its release
+    row[group[ends]] = rows[ends]
+    since[group[ends]] = k[ends]
+    earlier = rows[:0]
+    if len(ends) < len(rows):  # a step with several rows: windows before `since` may see one
+        starts = np.r_[0, ends[:-1] + 1]
+        first = np.minimum.reduceat(k, starts)
+        opens = np.maximum(np.maximum(first, b[ends] * m), (T - 1) * m)
+        earlier = rows[np.repeat(opens < k[ends], ends - starts + 1)]
+    shape = (n_fields, n_steps)
+    return Settled(row.reshape(shape).T, since.reshape(shape).T, earlier)
 
 
 def split_bounds(

@@ -1,4 +1,4 @@
-"""The materializer: warehouse rows -> point-in-time canvas windows in memory-mapped shards.
+"""The materializer: warehouse rows -> point-in-time canvas windows in shard files.
 
 Output directory:
 
@@ -16,9 +16,15 @@ Output directory:
 Values are the fields' transformed values (`canvas.stationary`), normalised with the
 training period's statistics of those transformed values.
 
-Work streams over chunks of fields, sized so the placements of one chunk stay within a
-fixed budget; shards are written in place through memory maps. The result is written to
-a staging directory and swapped in whole.
+Windows overlap: window n holds steps n//k .. n//k+T-1, and once every vintage a window
+could see of a step is known, each window holding the step holds the same row there.
+Work runs in two passes. The first reads the warehouse a run of fields at a time (at
+most ROW_BUDGET rows) and keeps, per step and field, that settled row's normalised value,
+level and vector (`canvas.align.settle`): tables of steps x fields, 1/T of the output.
+The second writes the shards a block of windows at a time (PLACEMENT_BUDGET cells),
+copying each window's T steps from the tables and recomputing only the cells of windows
+cut before their step settled (from `canvas.align.place` over the rows concerned). The
+result is written to a staging directory and swapped in whole.
 """
 
 from __future__ import annotations
@@ -27,27 +33,34 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import polars as pl
 
-from canvas.align import Placements, place, split_bounds, step_edges
+from canvas.align import is_sorted, place, run_ends, settle, split_bounds, step_edges
 from canvas.layout import CanvasLayout
 from canvas.stationary import (
     differenced,
     field_stats,
-    stationary_placements,
+    forward,
     step_statistics,
+    step_transforms,
     transform_codes,
 )
 from warehouse.paths import staged_directory
 from warehouse.store import WarehouseReader, as_timestamp
 
 log = logging.getLogger("guwm.canvas")
+Prepared = TypeVar("Prepared")
 MANIFEST = "manifest.json"
-PLACEMENT_BUDGET = 5_000_000  # placements per field chunk (~0.2 GB of index arrays)
+PLACEMENT_BUDGET = 500_000  # canvas cells of one block of windows (~5 MB of arrays)
+ROW_BUDGET = 1_000_000  # warehouse rows read at once (~50 MB of arrays)
 
 
 @dataclass
@@ -109,140 +122,381 @@ def _field_filter(sources: list[str] | None) -> tuple[str, dict[str, object]]:
     return " AND list_contains($sources, source)", {"sources": list(sources)}
 
 
-def _stats(
+def _runs(counts: np.ndarray, budget: int) -> list[range]:
+    """Consecutive fields grouped so each group's rows stay within the budget (a field with
+    more rows is a group of its own)."""
+    runs, first, load = [], 0, 0
+    for f, n in enumerate(counts):
+        if f > first and load + n > budget:
+            runs.append(range(first, f))
+            first, load = f, 0
+        load += n
+    return [*runs, range(first, len(counts))]
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Observation vintages of a run of a layout's fields, sorted by field, observed_at,
+    known_at and source (so ties between sources resolve alike from any storage)."""
+
+    fields: range  # the layout indices of the run's fields
+    field: np.ndarray  # int64 layout index
+    observed: np.ndarray  # datetime64[us]
+    known: np.ndarray  # datetime64[us]
+    value: np.ndarray  # float64; 0 for a vector field's row
+    vector: np.ndarray  # int64 row of `vectors`; -1 for a scalar field's row
+    vectors: np.ndarray  # (rows of vector fields, D) float16
+
+    def where(self, keep: np.ndarray) -> _Rows:
+        """The rows where `keep` is true."""
+        if keep.all():
+            return self
+        kept = (self.field, self.observed, self.known, self.value, self.vector)
+        return _Rows(self.fields, *(a[keep] for a in kept), self.vectors)
+
+
+def _read(
     wh: WarehouseReader,
     layout: CanvasLayout,
-    start: dt.datetime,
-    train_end: dt.datetime,
+    window: dict[str, object],
     sources: list[str] | None,
-) -> dict[str, dict[str, float]]:
-    """Per-field mean/std of the transformed values over the training period, as known at
-    its end (see `canvas.stationary.step_statistics`)."""
+    vector_dim: int,
+    prepare: Callable[[_Rows], Prepared],
+) -> Iterator[Prepared]:
+    """The layout's rows observed in [lo, hi) and known by known_by (`window`), a run of
+    fields at a time (`ROW_BUDGET` rows each, or one field), each through `prepare`. A
+    thread reads and prepares the next run while the caller works on one (DuckDB, NumPy
+    and Polars release the GIL)."""
     extra, params = _field_filter(sources)
-    frame = wh.sql(
-        f"""
-        SELECT field_path, observed_at, arg_max(value, known_at) AS value
-        FROM observations
-        WHERE known_at <= $train_end AND observed_at >= $start AND observed_at < $train_end
-          AND vector IS NULL AND list_contains($fields, field_path){extra}
-        GROUP BY field_path, observed_at
-        """,
-        {"train_end": train_end, "start": start, "fields": layout.paths, **params},
+    where = f"observed_at >= $lo AND observed_at < $hi AND known_at <= $known_by{extra}"
+    counts = dict(
+        wh.sql(
+            f"SELECT field_path, count(*) FROM observations WHERE {where} GROUP BY field_path",
+            {**window, **params},
+        ).iter_rows()
     )
-    frame = frame.select(
-        pl.col("field_path").replace_strict(layout.index, return_dtype=pl.Int64).alias("field"),
-        "observed_at",
-        "value",
+    runs = _runs(np.array([counts.get(p, 0) for p in layout.paths]), ROW_BUDGET)
+    query = (
+        "SELECT f.field, o.observed_at, o.known_at, coalesce(o.value, 0) AS value"
+        + (", o.vector" if layout.vector_fields else "")
+        + " FROM observations o JOIN (SELECT unnest($paths) AS field_path, "
+        "unnest(range($first, $first + len($paths))) AS field) f USING (field_path) "
+        f"WHERE field_path BETWEEN $low AND $high AND {where}"
     )
-    codes = transform_codes(layout.fields)
-    return field_stats(step_statistics(frame, codes, layout.step), layout.paths)
+    in_order = query + " ORDER BY f.field, o.observed_at, o.known_at, o.source"
+
+    def fetch(run: range) -> _Rows:
+        paths = layout.paths[run.start : run.stop]
+        bounds = {"paths": paths, "first": run.start, "low": min(paths), "high": max(paths)}
+        with wh.connect() as con:
+            # a warehouse stores an ingest's rows in key order: such runs come sorted, and
+            # are only checked; others (and ties between sources) are sorted by DuckDB
+            table = con.sql(query, params={**bounds, **window, **params}).to_arrow_table()
+            keys = [table[c].to_numpy() for c in ("field", "observed_at", "known_at")]
+            if not is_sorted(*keys, strict=True):
+                table = con.sql(in_order, params={**bounds, **window, **params}).to_arrow_table()
+        field = table["field"].to_numpy()
+        vector_rows = np.flatnonzero(np.isin(field, layout.vector_fields))
+        vector = np.full(len(field), -1, dtype=np.int64)
+        vector[vector_rows] = np.arange(len(vector_rows))
+        vectors = np.zeros((len(vector_rows), vector_dim), dtype=np.float16)
+        if len(vector_rows):
+            vectors = _vector_matrix(pl.from_arrow(table["vector"]).gather(vector_rows), vector_dim)
+        columns = (table[c].to_numpy() for c in ("observed_at", "known_at", "value"))
+        return prepare(_Rows(run, field, *columns, vector, vectors))
+
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        upcoming = reader.submit(fetch, runs[0])
+        for later in [*runs[1:], None]:
+            prepared = upcoming.result()
+            if later is not None:
+                upcoming = reader.submit(fetch, later)
+            yield prepared
 
 
-def _chunks(counts: dict[str, int], paths: list[str], T: int) -> list[list[str]]:
-    """Fields grouped so each group's placements (rows x T) stay within the budget."""
-    chunks, current, load = [], [], 0
-    for path in paths:
-        n = counts.get(path, 0) * T
-        if current and load + n > PLACEMENT_BUDGET:
-            chunks.append(current)
-            current, load = [], 0
-        current.append(path)
-        load += n
-    if current:
-        chunks.append(current)
-    return chunks
+def _stats(
+    rows: _Rows, layout: CanvasLayout, train_end: dt.datetime
+) -> dict[str, dict[str, float]]:
+    """Mean/std of the run's fields' transformed values over the training period (`rows`
+    from its start), as known at its end: each observation's latest vintage known by then
+    (see `canvas.stationary.step_statistics`)."""
+    end = np.datetime64(train_end, "us")
+    run = slice(rows.fields.start, rows.fields.stop)
+    scalar = np.array([not f.is_vector for f in layout.fields])
+    keep = np.flatnonzero((rows.known <= end) & (rows.observed < end) & scalar[rows.field])
+    latest = keep[run_ends(rows.field[keep], rows.observed[keep])]
+    frame = pl.DataFrame(
+        {
+            "field": rows.field[latest] - run.start,
+            "observed_at": rows.observed[latest],
+            "value": rows.value[latest],
+        }
+    )
+    codes = transform_codes(layout.fields[run])
+    return field_stats(step_statistics(frame, codes, layout.step), layout.paths[run])
 
 
-class _ShardWriter:
-    """Memory-mapped shard files, written by placements sorted into window ranges.
+@dataclass(frozen=True)
+class _Cells:
+    """Canvas cells (window n, slot j, field f) computed one by one, sorted by window."""
 
-    Besides the normalised values, `levels.npy` keeps the observed level of each
-    differenced field (NaN where absent): what inverts a prediction to field units.
+    n: np.ndarray
+    j: np.ndarray
+    f: np.ndarray
+    value: np.ndarray  # float32, normalised; 0 where absent
+    presence: np.ndarray  # bool
+    level: np.ndarray  # float64 observed level; NaN where nothing is placed
+    vector: np.ndarray  # row of the vector matrix (its last row, zeros, where none)
+
+    def windows(self, first: int, end: int) -> _Cells:
+        """The cells of windows first .. end-1."""
+        a, b = np.searchsorted(self.n, [first, end])
+        return _Cells(*(getattr(self, k)[a:b] for k in self.__dataclass_fields__))
+
+
+class _Windows:
+    """Every window's arrays, block by block: copied from per-step tables of the row each
+    step settles on (`canvas.align.settle`), then recomputed where a window is cut before
+    one of its steps settles.
+
+    The tables hold, per step and field, the normalised transformed value (a differenced
+    field's change from the latest earlier step holding a level), its presence, the
+    observed level and the vector's row; `gap` is the first slot of a window at which a
+    change shows (the step it changes from must be in the window). `add` each run of
+    fields, then `finish` before writing.
     """
 
     def __init__(
-        self,
-        root: Path,
-        layout: CanvasLayout,
-        n_windows: int,
-        shard_windows: int,
-        vector_dim: int,
-        level_fields: np.ndarray,
+        self, layout: CanvasLayout, edges: np.ndarray, per_step: int, vector_dim: int
     ) -> None:
-        self.bounds = list(range(0, n_windows, shard_windows)) + [n_windows]
-        self.layout = layout
-        self.shards = []
-        n_vec = len(layout.vector_fields)
-        self.vector_slot = np.full(layout.n_fields, -1, dtype=np.int64)
-        self.vector_slot[layout.vector_fields] = np.arange(n_vec)
-        self.level_slot = np.full(layout.n_fields, -1, dtype=np.int64)
+        T, F, S = layout.T, layout.n_fields, len(edges) - 1
+        self.edges, self.T, self.m, self.n_fields = edges, T, per_step, F
+        self.codes = transform_codes(layout.fields)
+        self.is_vector = np.zeros(F, dtype=bool)
+        self.is_vector[layout.vector_fields] = True
+        level_fields = differenced(self.codes)
+        self.level_slot = np.full(F, -1, dtype=np.int64)
         self.level_slot[level_fields] = np.arange(len(level_fields))
-        self.n_levels = len(level_fields)
-        for s, (lo, hi) in enumerate(zip(self.bounds[:-1], self.bounds[1:], strict=True)):
-            d = root / f"shard_{s:05d}"
-            d.mkdir()
-            shape = (hi - lo, layout.T, layout.n_fields)
-            arrays = {
-                "values": np.lib.format.open_memmap(d / "values.npy", "w+", np.float32, shape),
-                "presence": np.lib.format.open_memmap(d / "presence.npy", "w+", np.uint8, shape),
-            }
-            if n_vec:
-                arrays["vectors"] = np.lib.format.open_memmap(
-                    d / "vectors.npy", "w+", np.float16, (hi - lo, layout.T, n_vec, vector_dim)
-                )
-            if len(level_fields):
-                levels_shape = (hi - lo, layout.T, len(level_fields))
-                levels = np.lib.format.open_memmap(d / "levels.npy", "w+", np.float32, levels_shape)
-                levels[:] = np.nan
-                arrays["levels"] = levels
-            self.shards.append((d.name, lo, hi, arrays))
+        self.vector_slot = np.full(F, -1, dtype=np.int64)
+        self.vector_slot[layout.vector_fields] = np.arange(len(layout.vector_fields))
+        self.mean, self.std = np.zeros(F), np.ones(F)
+        slot = np.min_scalar_type(T)
+        self.level = np.full((S, F), np.nan)  # settled levels, float64 as transformed
+        self.since = np.full((S, F), -1, dtype=np.int32)
+        self.back = np.full((S, F), T, dtype=slot)  # steps to the previous level, at most T
+        self.gap = np.zeros((S, F), dtype=slot)  # a change shows from this slot on
+        self.table = {
+            "values": np.zeros((S, F), dtype=np.float32),
+            "presence": np.zeros((S, F), dtype=np.uint8),
+        }
+        if len(level_fields):
+            self.table["levels"] = np.full((S, len(level_fields)), np.nan, dtype=np.float32)
+        if layout.vector_fields:
+            self.table["vectors"] = np.full((S, len(layout.vector_fields)), -1, dtype=np.int64)
+        self._matrices = [np.zeros((0, vector_dim), dtype=np.float16)]
+        empty = np.zeros(0, dtype=np.int64)
+        self._early = [(empty, empty.astype(np.float64), empty)]
 
-    def write(
-        self,
-        p: Placements,
-        values: np.ndarray,
-        levels: np.ndarray,
-        vectors: np.ndarray | None,
-    ) -> None:
-        """Write placement i's normalised value values[i] (NaN: absent) and observed level
-        levels[i]; vector placements take vectors[p.row[i]]."""
-        T, F = self.layout.T, self.layout.n_fields
-        flat = (p.window.astype(np.int64) * T + p.slot) * F + p.field
-        if len(self.shards) > 1:  # group by shard: a radix sort of small shard ids
-            shard_id = np.searchsorted(self.bounds[1:], p.window, side="right").astype(np.uint16)
-            order = np.argsort(shard_id, kind="stable")
-            flat, rows, shard_id = flat[order], p.row[order], shard_id[order]
-            values, levels = values[order], levels[order]
-            cuts = np.searchsorted(shard_id, np.arange(len(self.shards) + 1))
-        else:
-            rows, cuts = p.row, np.array([0, len(flat)])
-        is_vector = self.vector_slot >= 0
-        level_slot = self.level_slot
-        for (_, lo, _, arrays), a, b in zip(self.shards, cuts[:-1], cuts[1:], strict=True):
-            if a == b:
-                continue
-            local, r, v, lv = flat[a:b] - lo * T * F, rows[a:b], values[a:b], levels[a:b]
-            f = local % F
-            if "levels" in arrays:
-                keep = level_slot[f] >= 0
-                cell = local[keep] // F
-                arrays["levels"].reshape(-1)[cell * self.n_levels + level_slot[f[keep]]] = lv[keep]
-            vec = is_vector[f]
-            scalar = ~vec & ~np.isnan(v)
-            arrays["presence"].reshape(-1)[local[scalar | vec]] = 1
-            arrays["values"].reshape(-1)[local[scalar]] = v[scalar]
-            if vectors is not None and vec.any():
-                cell, fv = np.divmod(local[vec], F)
-                n, j = np.divmod(cell, T)
-                arrays["vectors"][n, j, self.vector_slot[fv]] = vectors[r[vec]]
+    def add(self, rows: _Rows, mean: np.ndarray, std: np.ndarray) -> None:
+        """The tables of the run of fields of `rows`, normalised by their `mean` and `std`."""
+        T, m = self.T, self.m
+        run = slice(rows.fields.start, rows.fields.stop)
+        self.mean[run], self.std[run] = mean, std
+        offset = sum(len(a) for a in self._matrices)
+        self._matrices.append(rows.vectors)
+        vector = np.where(rows.vector >= 0, rows.vector + offset, -1)
+        local = rows.field - run.start
+        settled = settle(local, rows.observed, rows.known, self.edges, T, len(rows.fields), m)
+        has = settled.row >= 0
+        level = np.append(rows.value, np.nan)[settled.row]  # row -1, none: NaN
+        t, back = step_transforms(level, has, self.codes[run])
+        value = ((t - mean) / std).astype(np.float32)
+        is_vector = self.is_vector[run]
+        present = has & (is_vector | ~np.isnan(value))
+        back = np.minimum(back, T)
+        changes = self.level_slot[run] >= 0
+        # a change shows once the level before it is in the window: from slot `back` on
+        shows = present & (~changes | (back < T))
+        self.level[:, run], self.since[:, run], self.back[:, run] = level, settled.since, back
+        self.gap[:, run] = np.where(shows & changes, back, 0)
+        self.table["values"][:, run] = np.where(shows & ~is_vector, value, np.float32(0))
+        self.table["presence"][:, run] = shows
+        own = np.flatnonzero(self.level_slot[run] >= 0)
+        if len(own):
+            self.table["levels"][:, self.level_slot[run][own]] = level[:, own]
+        own = np.flatnonzero(self.vector_slot[run] >= 0)
+        if len(own):
+            rows_of = np.append(vector, -1)[settled.row[:, own]]
+            self.table["vectors"][:, self.vector_slot[run][own]] = rows_of
+        # windows cut before a step settles may hold an earlier row: where `place` puts it
+        early = settled.earlier
+        p = place(local[early], rows.observed[early], rows.known[early], self.edges, T, m)
+        key = (p.window.astype(np.int64) * T + p.slot) * self.n_fields + p.field + run.start
+        source = early[p.row]
+        self._early.append((key, rows.value[source], vector[source]))
 
-    def flush(self) -> list[dict[str, object]]:
-        out = []
-        for name, lo, hi, arrays in self.shards:
-            for array in arrays.values():
-                array.flush()
-            out.append({"dir": name, "first": lo, "end": hi})
-        return out
+    def finish(self) -> None:
+        """Index what the runs of fields left: the vector matrix, the earlier rows and the
+        steps that some window holding them is cut before they settle."""
+        T, m = self.T, self.m
+        self.vector_matrix = np.concatenate(
+            [*self._matrices, np.zeros((1, self._matrices[0].shape[1]), dtype=np.float16)]
+        )
+        key, value, vector = (np.concatenate(part) for part in zip(*self._early, strict=True))
+        order = np.argsort(key)
+        self.early_key, self.early_value, self.early_vector = (
+            key[order],
+            value[order],
+            vector[order],
+        )
+        self.gap_max = self.gap.max(axis=1)
+        # each window's arrays: dtype and shape
+        self.arrays = {k: (v.dtype, (T, *v.shape[1:])) for k, v in self.table.items()}
+        if "vectors" in self.arrays:  # rows of the vector matrix
+            shape = (*self.arrays["vectors"][1], self.vector_matrix.shape[1])
+            self.arrays["vectors"] = (self.vector_matrix.dtype, shape)
+        steps = np.arange(len(self.since))[:, None]
+        self.late_step, self.late_field = np.nonzero(
+            self.since > np.maximum(steps * m, (T - 1) * m)
+        )
+
+    def block(self, first: int, end: int) -> dict[str, np.ndarray]:
+        """The arrays of windows first .. end-1 as if every step had settled."""
+        T, m = self.T, self.m
+        s0, s1 = first // m, (end - 1) // m + 1
+        out = {
+            k: np.empty((s1 - s0, m, *shape), dtype) for k, (dtype, shape) in self.arrays.items()
+        }
+        # slot j of the windows cut in steps s0 .. s1-1 holds steps s0+j .. s1-1+j; the
+        # windows cut inside one step are alike until patched
+        for j in range(T):
+            rows = slice(s0 + j, s1 + j)
+            for name, table in self.table.items():
+                data = self.vector_matrix[table[rows]] if name == "vectors" else table[rows]
+                out[name][:, :, j] = data[:, None]
+            if self.gap_max[rows].max(initial=0) > j:  # changes before their level
+                hidden = (self.gap[rows] > j)[:, None]
+                np.copyto(out["values"][:, :, j], 0, where=hidden)
+                np.copyto(out["presence"][:, :, j], False, where=hidden)
+        cut = slice(first - s0 * m, end - s0 * m)
+        return {k: v.reshape(-1, *v.shape[2:])[cut] for k, v in out.items()}
+
+    def late(self, first: int, end: int) -> _Cells:
+        """The cells of windows first .. end-1 that differ from `block`'s: those cut before
+        their step settles, and after each the rest of its window's field (a change needs
+        the level before it)."""
+        T, m, F = self.T, self.m, self.n_fields
+        held = slice(*np.searchsorted(self.late_step, [first // m, (end - 1) // m + T]))
+        step, f = self.late_step[held], self.late_field[held]
+        # a step is late in the windows from the first holding it to its settling cutoff
+        cut = np.maximum(np.maximum(step * m, (T - 1) * m), first + (T - 1) * m)
+        count = np.maximum(np.minimum(self.since[step, f], end + (T - 1) * m) - cut, 0)
+        which = np.repeat(np.arange(len(step)), count)
+        n = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+        n += cut[which] - (T - 1) * m
+        j, f = step[which] - n // m, f[which]
+        # one column per (window, field), from its first late slot on
+        column = n * F + f
+        order = np.lexsort((-j, column))
+        head = order[run_ends(column[order])]
+        n, f, j0 = n[head], f[head], j[head]
+        start = n // m + j0
+        back = self.back[start, f].astype(np.int64)
+        previous = np.where(back <= j0, self.level[start - np.minimum(back, j0), f], np.nan)
+        cells = []
+        for j in range(int(j0.min(initial=T)), T):
+            c = np.flatnonzero(j0 <= j)
+            cn, cf = n[c], f[c]
+            step = cn // m + j
+            since = self.since[step, cf]
+            placed = since >= 0
+            level = np.where(placed, self.level[step, cf], np.nan)
+            vector = np.full(len(c), -1, dtype=np.int64)
+            if "vectors" in self.table:
+                v = self.is_vector[cf]
+                vector[v] = self.table["vectors"][step[v], self.vector_slot[cf[v]]]
+            early = np.flatnonzero(cn + (T - 1) * m < since)
+            placed[early], level[early], vector[early] = self._early_cells(cn[early], j, cf[early])
+            t = forward(self.codes[cf], level, previous[c])
+            value = ((t - self.mean[cf]) / self.std[cf]).astype(np.float32)
+            presence = placed & (self.is_vector[cf] | ~np.isnan(value))
+            vector = np.where(placed, vector, -1)
+            value = np.where(presence & ~self.is_vector[cf], value, np.float32(0))
+            cells.append((cn, np.full(len(c), j), cf, value, presence, level, vector))
+            previous[c] = np.where(placed, level, previous[c])
+        if not cells:
+            empty = np.zeros(0, dtype=np.int64)
+            return _Cells(empty, empty, empty, empty, empty.astype(bool), empty, empty)
+        parts = [np.concatenate(part) for part in zip(*cells, strict=True)]
+        order = np.argsort(parts[0], kind="stable")
+        return _Cells(*(part[order] for part in parts))
+
+    def _early_cells(
+        self, n: np.ndarray, j: int, f: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Whether `place` puts an earlier row at (window n, slot j, field f), its level and
+        its vector's row (NaN and -1 where none)."""
+        key = (n * self.T + j) * self.n_fields + f
+        i = np.searchsorted(self.early_key, key)
+        found = i < len(self.early_key)
+        found[found] = self.early_key[i[found]] == key[found]
+        level = np.full(len(key), np.nan)
+        vector = np.full(len(key), -1, dtype=np.int64)
+        level[found], vector[found] = self.early_value[i[found]], self.early_vector[i[found]]
+        return found, level, vector
+
+    def patch(self, arrays: dict[str, np.ndarray], cells: _Cells, first: int) -> None:
+        """Write `cells` into the block `arrays` of windows from `first` on."""
+        n, j, f = cells.n - first, cells.j, cells.f
+        arrays["values"][n, j, f] = cells.value
+        arrays["presence"][n, j, f] = cells.presence
+        if "levels" in arrays:
+            k = self.level_slot[f] >= 0
+            arrays["levels"][n[k], j[k], self.level_slot[f[k]]] = cells.level[k]
+        if "vectors" in arrays:
+            k = self.vector_slot[f] >= 0
+            rows = self.vector_matrix[cells.vector[k]]
+            arrays["vectors"][n[k], j[k], self.vector_slot[f[k]]] = rows
+
+
+def _write_shards(
+    root: Path, windows: _Windows, n_windows: int, shard_windows: int
+) -> list[dict[str, object]]:
+    """Shard directories of `shard_windows` windows, each file written block by block.
+
+    Threads write one block, a file each, while the next is computed: the kernel's copies
+    into new page-cache pages are most of the work, and they release the GIL.
+    """
+    per_block = max(1, PLACEMENT_BUDGET // (windows.T * windows.n_fields))
+    shards = []
+    with ThreadPoolExecutor(max_workers=2) as writers:
+        for s, first in enumerate(range(0, n_windows, shard_windows)):
+            end = min(first + shard_windows, n_windows)
+            directory = root / f"shard_{s:05d}"
+            directory.mkdir()
+            late = windows.late(first, end)
+            with ExitStack() as stack:
+                files: dict[str, BinaryIO] = {}
+                for name, (dtype, shape) in windows.arrays.items():
+                    files[name] = stack.enter_context(open(directory / f"{name}.npy", "wb"))
+                    header = {
+                        "descr": np.lib.format.dtype_to_descr(dtype),
+                        "fortran_order": False,
+                        "shape": (end - first, *shape),
+                    }
+                    np.lib.format.write_array_header_1_0(files[name], header)
+                pending: list[Future] = []
+                for a in range(first, end, per_block):
+                    z = min(a + per_block, end)
+                    arrays = windows.block(a, z)
+                    windows.patch(arrays, late.windows(a, z), a)
+                    for done in pending:  # a file's blocks are written in order
+                        done.result()
+                    pending = [writers.submit(files[k].write, v.data) for k, v in arrays.items()]
+                for done in pending:
+                    done.result()
+            shards.append({"dir": directory.name, "first": first, "end": end})
+    return shards
 
 
 def materialize_canvas(
@@ -295,79 +549,52 @@ def materialize_canvas(
     bounds = split_bounds(edges, T, train_end_ts, val_end_ts, cutoffs_per_step)
     splits = {k: list(v) for k, v in bounds.items()}
 
-    if stats is None:
-        stats = _stats(warehouse, layout, start_ts, train_end_ts, sources)
-    # a scalar field with no value in the training period has no statistics: its values
-    # would enter un-normalised, so it stays absent (and is listed in the manifest)
-    untrained = np.array(
-        [not f.is_vector and stats[f.path]["count"] == 0 for f in layout.fields], dtype=bool
-    )
-    mean = np.array([stats[p]["mean"] for p in layout.paths], dtype=np.float64)
-    std = np.array([stats[p]["std"] for p in layout.paths], dtype=np.float64)
-    codes = transform_codes(layout.fields)
-    level_fields = differenced(codes)
+    level_fields = differenced(transform_codes(layout.fields))
     vector_dim = max((layout.fields[i].dimension for i in layout.vector_fields), default=0)
-    extra, params = _field_filter(sources)
     last_cutoff = edges[-1].astype(dt.datetime)
-    window_params = {
-        "lo": edges[0].astype(dt.datetime),
-        "hi": last_cutoff,
-        "known_by": min(as_timestamp(known_by), last_cutoff) if known_by else last_cutoff,
-        **params,
-    }
-    counts = dict(
-        warehouse.sql(
-            "SELECT field_path, count(*) FROM observations WHERE observed_at >= $lo AND "
-            f"observed_at < $hi AND known_at <= $known_by{extra} GROUP BY field_path",
-            window_params,
-        ).iter_rows()
-    )
+    cap = min(as_timestamp(known_by), last_cutoff) if known_by else last_cutoff
+    hi, known = last_cutoff, cap
+    if stats is None:  # one read serves the windows and the training period's statistics
+        hi, known = max(hi, train_end_ts), max(known, train_end_ts)
+    read = {"lo": start_ts, "hi": hi, "known_by": known}
+    windows = _Windows(layout, edges, cutoffs_per_step, vector_dim)
 
+    def prepare(rows: _Rows) -> tuple[_Rows, dict[str, dict[str, float]]]:
+        """A run's rows of the windows and its fields' statistics."""
+        if stats is not None:
+            return rows, {p: stats[p] for p in layout.paths[rows.fields.start : rows.fields.stop]}
+        within = (rows.observed < np.datetime64(last_cutoff, "us")) & (
+            rows.known <= np.datetime64(cap, "us")
+        )
+        return rows.where(within), _stats(rows, layout, train_end_ts)
+
+    by_path: dict[str, dict[str, float]] = {}
+    untrained = np.zeros(layout.n_fields, dtype=bool)
+    observations = 0
+    for rows, run_by_path in _read(warehouse, layout, read, sources, vector_dim, prepare):
+        run = slice(rows.fields.start, rows.fields.stop)
+        by_path.update(run_by_path)
+        run_stats = list(run_by_path.values())
+        # a scalar field with no value in the training period has no statistics: its values
+        # would enter un-normalised, so it stays absent (and is listed in the manifest)
+        untrained[run] = [
+            not f.is_vector and s["count"] == 0
+            for f, s in zip(layout.fields[run], run_stats, strict=True)
+        ]
+        observations += len(rows.field)
+        windows.add(
+            rows.where(~untrained[rows.field]),
+            np.array([s["mean"] for s in run_stats], dtype=np.float64),
+            np.array([s["std"] for s in run_stats], dtype=np.float64),
+        )
+    windows.finish()
+    if stats is None:
+        stats = {p: by_path[p] for p in layout.paths}
     out_dir = Path(out_dir)
     with staged_directory(out_dir) as staging:
-        writer = _ShardWriter(staging, layout, n_windows, shard_windows, vector_dim, level_fields)
         np.save(staging / "window_end.npy", window_end)
         np.save(staging / "edges.npy", edges)
-        total = 0
-        chunks = _chunks(counts, [p for p in layout.paths if counts.get(p)], T * cutoffs_per_step)
-        for i, chunk in enumerate(chunks, 1):
-            rows = warehouse.sql(
-                "SELECT field_path, observed_at, known_at, value, vector FROM observations "
-                "WHERE list_contains($fields, field_path) AND observed_at >= $lo AND "
-                f"observed_at < $hi AND known_at <= $known_by{extra} "  # known by the last cutoff
-                # a fixed order: ties between sources resolve alike from any storage
-                "ORDER BY field_path, observed_at, known_at, source",
-                {"fields": chunk, **window_params},
-            )
-            total += len(rows)
-            f_idx = rows["field_path"].replace_strict(layout.index, return_dtype=pl.Int64)
-            f_idx = f_idx.to_numpy()
-            placements = place(
-                f_idx,
-                rows["observed_at"].to_numpy(),
-                rows["known_at"].to_numpy(),
-                edges,
-                T,
-                cutoffs_per_step,
-            )
-            if untrained.any():
-                placements = placements.where(~untrained[placements.field])
-            raw = rows["value"].fill_null(0.0).to_numpy()
-            placements, t, levels = stationary_placements(placements, raw, codes)
-            f = placements.field
-            values = ((t - mean[f]) / std[f]).astype(np.float32)
-            vectors = None
-            if layout.vector_fields and rows["vector"].null_count() < len(rows):
-                vectors = _vector_matrix(rows["vector"], vector_dim)
-            writer.write(placements, values, levels, vectors)
-            log.info(
-                "canvas: chunk %d/%d, %d fields, %d rows, %d placements",
-                i,
-                len(chunks),
-                len(chunk),
-                len(rows),
-                len(placements),
-            )
+        shards = _write_shards(staging, windows, n_windows, shard_windows)
         manifest = CanvasManifest(
             layout_hash=layout.layout_hash(),
             layout=layout.describe(),
@@ -382,13 +609,13 @@ def materialize_canvas(
             splits=splits,
             split_dates={"train_end": str(train_end_ts), "val_end": str(val_end_ts)},
             stats=stats,
-            shards=writer.flush(),
+            shards=shards,
             sources=sources,
             untrained_fields=[p for p, u in zip(layout.paths, untrained, strict=True) if u],
             transforms={f.path: f.transform.value for f in layout.fields if f.transform != "level"},
             level_fields=[layout.paths[i] for i in level_fields],
             cutoffs_per_step=cutoffs_per_step,
-            observations=total,
+            observations=observations,
         )
         manifest.save(staging)
     log.info(
@@ -396,7 +623,7 @@ def materialize_canvas(
         n_windows,
         T,
         layout.n_fields,
-        total,
+        observations,
         time.perf_counter() - started,
     )
     return manifest

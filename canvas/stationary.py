@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from canvas.align import Placements
+from canvas.align import Placements, is_sorted, run_ends
 from warehouse.schema import Field, Transform
 
 CODES: tuple[Transform, ...] = tuple(Transform)  # a field's code is its index here
@@ -40,11 +40,15 @@ def forward(codes: np.ndarray, x: np.ndarray, previous: np.ndarray) -> np.ndarra
     """Transformed values (float64; NaN where undefined) of levels `x` given `previous`."""
     x = np.asarray(x, dtype=np.float64)
     previous = np.asarray(previous, dtype=np.float64)
+    logged, changed = np.equal(codes, LOG), np.equal(codes, LOGDIFF)
+    # logarithms only when some value needs one
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(codes == LOG, np.log(np.where(x > 0, x, np.nan)), x)
+        out = np.where(logged, np.log(np.where(x > 0, x, np.nan)) if logged.any() else 0.0, x)
         out = np.where(codes == DIFF, x - previous, out)
+        if not changed.any():
+            return out
         ratio = np.where((x > 0) & (previous > 0), x / previous, np.nan)
-        return np.where(codes == LOGDIFF, np.log(ratio), out)
+        return np.where(changed, np.log(ratio), out)
 
 
 def inverse(codes: np.ndarray, t: np.ndarray, previous: np.ndarray) -> np.ndarray:
@@ -91,29 +95,30 @@ def step_statistics(
     fields count every observation; differenced fields the changes between the last
     observations of consecutive observed steps, as the canvas holds them.
     """
-    frame = frame.filter(pl.col("value").is_not_nan()).sort("field", "observed_at")
-    code = pl.col("field").replace_strict(
-        list(range(len(codes))), codes.tolist(), return_dtype=pl.Int8
-    )
-    frame = frame.with_columns(code=code)
-    diffs = frame.filter(pl.col("code").is_in([DIFF, LOGDIFF]))
-    diffs = (
-        diffs.with_columns(step=pl.col("observed_at").dt.truncate(step))
-        .group_by("field", "step", maintain_order=True)
-        .agg(pl.col("value").last(), pl.col("code").first())
-        .with_columns(previous=pl.col("value").shift(1).over("field"))
-    )
-    levels = frame.filter(~pl.col("code").is_in([DIFF, LOGDIFF])).with_columns(
-        previous=pl.lit(None, dtype=pl.Float64)
-    )
-    parts = []
-    for part in (levels, diffs):
-        t = forward(
-            part["code"].to_numpy(),
-            part["value"].to_numpy(),
-            part["previous"].fill_null(np.nan).to_numpy(),
+    frame = frame.filter(pl.col("value").is_not_nan())
+    field = frame["field"].to_numpy()
+    observed = frame["observed_at"].to_numpy()
+    if not is_sorted(field, observed):
+        frame = frame.sort("field", "observed_at")
+        field, observed = frame["field"].to_numpy(), frame["observed_at"].to_numpy()
+    value, code = frame["value"].to_numpy(), codes[field]
+    changes = (code == DIFF) | (code == LOGDIFF)
+    levels = np.flatnonzero(~changes)
+    steps = frame["observed_at"].dt.truncate(step).to_physical().to_numpy()
+    last = np.flatnonzero(changes & run_ends(field, steps))  # each step's last observation
+    same = np.r_[False, field[last][1:] == field[last][:-1]]
+    previous = np.where(same, np.r_[np.nan, value[last][:-1]], np.nan)
+    # both parts sorted by field, flagged so: polars then sums each field's values alike
+    # however the rows came (its sums depend on how it groups them)
+    parts = [
+        pl.DataFrame(
+            {
+                "field": pl.Series(field[rows]).set_sorted(),
+                "t": forward(code[rows], value[rows], before),
+            }
         )
-        parts.append(pl.DataFrame({"field": part["field"], "t": t}))
+        for rows, before in ((levels, np.nan), (last, previous))
+    ]
     per_field = (
         pl.concat(parts)
         .filter(pl.col("t").is_finite())
@@ -144,15 +149,35 @@ def field_stats(
     return stats
 
 
+def latest_earlier(has: np.ndarray, axis: int) -> np.ndarray:
+    """Index along `axis` of the latest earlier position where `has` is true (-1: none)."""
+    shape = [1] * has.ndim
+    shape[axis] = has.shape[axis]
+    position = np.arange(has.shape[axis]).reshape(shape)
+    latest = np.maximum.accumulate(np.where(has, position, -1), axis=axis)  # at or before
+    none = np.full_like(np.take(latest, [0], axis=axis), -1)
+    return np.concatenate([none, np.delete(latest, -1, axis=axis)], axis=axis)
+
+
 def previous_levels(levels: np.ndarray) -> np.ndarray:
     """(n, T, L) observed levels (NaN: absent) -> at each step, the latest level at an
     earlier step of the same window (NaN where there is none)."""
-    n, T, L = levels.shape
-    seen = np.where(np.isnan(levels), -1, np.arange(T)[None, :, None])
-    last = np.maximum.accumulate(seen, axis=1)  # latest observed step at or before t
+    last = latest_earlier(~np.isnan(levels), axis=1)
     filled = np.take_along_axis(levels, np.maximum(last, 0), axis=1)
-    filled = np.where(last >= 0, filled, np.nan)
-    return np.concatenate([np.full((n, 1, L), np.nan), filled[:, :-1]], axis=1)
+    return np.where(last >= 0, filled, np.nan)
+
+
+def step_transforms(
+    levels: np.ndarray, has: np.ndarray, codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(S, F) levels by step (`has`: the step holds one) -> (S, F) transformed values, each
+    from the latest earlier step holding a level (NaN where undefined), and how many steps
+    back that step is (S + 1 where there is none)."""
+    last = latest_earlier(has, axis=0)
+    previous = np.take_along_axis(levels, np.maximum(last, 0), axis=0)
+    t = forward(codes, levels, np.where(last >= 0, previous, np.nan))
+    back = np.where(last >= 0, np.arange(len(levels))[:, None] - last, len(levels) + 1)
+    return t, back
 
 
 def to_field_units(

@@ -289,8 +289,10 @@ LIBRARY = ("warehouse", "ingest", "canvas", "training", "dagster_defs")
 SQL_METHODS = {"execute", "executemany", "sql", "query"}
 # (file, function) -> the expressions its f-string/format SQL interpolates, and why trusted
 TRUSTED_SQL = {
-    ("canvas/materialize.py", "_stats"): {"extra"},  # a constant predicate or ''
-    ("canvas/materialize.py", "materialize_canvas"): {"extra"},
+    # constant predicates ($-parameters, and a constant source filter or '') and a constant
+    # column or ''; `fetch` runs the query `_read` builds from them, as is or ORDER BY'd
+    ("canvas/materialize.py", "_read"): {"', o.vector' if layout.vector_fields else ''", "where"},
+    ("canvas/materialize.py", "fetch"): {"query", "in_order"},
     ("canvas/verify.py", "verify_windows"): {
         "' AND list_contains($sources, source)' if sources is not None else ''"
     },

@@ -173,12 +173,13 @@ FROM field_state
 """
 
 # Rows of fields the source never stored: every one is new, and each vintage is
-# superseded by the next one in the (sorted) batch.
+# superseded by the next one in the (sorted) batch. Inserted straight from a scan, so
+# they are stored in the batch's (field_path, observed_at, known_at) order, which reads
+# that scan the table in that order then find already sorted.
 _INSERT_FRESH = """
 INSERT INTO observations
-SELECT b.field_path, b.observed_at, b.value, b.vector, $source, b.known_at, $now, $run_id,
-       b.next_known
-FROM batch b ANTI JOIN field_state USING (field_path)
+SELECT field_path, observed_at, value, vector, $source, known_at, $now, $run_id, next_known
+FROM fresh
 """
 
 # The rows to store from fields the source has stored before: `key_stored` marks rows
@@ -598,9 +599,16 @@ class Warehouse(WarehouseReader):
             con.register("batch", rows.to_arrow(compat_level=newest))
             con.register("batch_fields", fields.to_arrow(compat_level=newest))
             con.execute(_FIELD_STATE, {"source": source})
-            stored_fields_rows, compared, later = con.execute(_FIELD_STATE_SUMMARY).fetchone()
+            ((stored_fields_rows, compared, later),) = con.execute(_FIELD_STATE_SUMMARY).fetchall()
             fresh = len(rows) - stored_fields_rows
             if fresh:
+                stored = con.sql("SELECT field_path FROM field_state").pl()["field_path"]
+                fresh_rows = (
+                    rows
+                    if stored.is_empty()
+                    else rows.filter(~pl.col("field_path").is_in(stored.implode()))
+                )
+                con.register("fresh", fresh_rows.to_arrow(compat_level=newest))
                 con.execute(_INSERT_FRESH, params)
             counts = {}
             if compared or later:
