@@ -99,19 +99,21 @@ def plot_growth(points: list[GrowthPoint], path: Path) -> Path:
     fig, axes = plt.subplots(1, len(units), figsize=(6 * len(units), 4.5), squeeze=False)
     for ax, unit in zip(axes[0], units, strict=True):
         measures = dict.fromkeys(p.measure for p in points if p.size_unit == unit)
+        baselines: dict[str, str] = {}  # each baseline drawn once, dashed
         for i, measure in enumerate(measures):
             series = sorted((p for p in points if p.measure == measure), key=lambda p: p.size)
             sizes = [p.size for p in series]
-            color = f"C{i}"
-            ax.plot(sizes, [p.seconds for p in series], "o-", color=color, label=measure)
-            ax.plot(
-                sizes,
-                [p.baseline_seconds for p in series],
-                "x--",
-                color=color,
-                alpha=0.6,
-                label=f"{series[0].baseline} (baseline)",
-            )
+            ax.plot(sizes, [p.seconds for p in series], "o-", color=f"C{i}", label=measure)
+            baseline = series[0].baseline
+            if baseline not in baselines:
+                baselines[baseline] = f"C{len(measures) + len(baselines)}"
+                ax.plot(
+                    sizes,
+                    [p.baseline_seconds for p in series],
+                    "x--",
+                    color=baselines[baseline],
+                    label=f"{baseline} (baseline)",
+                )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(unit)
