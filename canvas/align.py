@@ -219,12 +219,13 @@ def settle(
     # a row is seen from its release to the cutoff of the last window holding its step
     seen = (step >= 0) & (step < n_steps) & (release < np.minimum(step + T, n_steps) * m)
     rows, f, b, k = np.arange(len(seen)), field_index.astype(np.int64, copy=False), step, release
+    observed, known = observed_at, known_at
     if not seen.all():
         rows = np.flatnonzero(seen)
-        f, b, k = f[rows], b[rows], k[rows]
-    if not is_sorted(f, observed_at[rows], known_at[rows]):
+        f, b, k, observed, known = f[rows], b[rows], k[rows], observed[rows], known[rows]
+    if not is_sorted(f, observed, known):
         # priority inside each (field, step): observed_at, then known_at
-        order = np.lexsort((known_at[rows], observed_at[rows], f))
+        order = np.lexsort((known, observed, f))
         rows, f, b, k = rows[order], f[order], b[order], k[order]
     group = f * n_steps + b
     ends = np.flatnonzero(run_ends(group))

@@ -40,8 +40,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+import duckdb
 import numpy as np
 import polars as pl
+import pyarrow as pa
+from numpy.lib.stride_tricks import sliding_window_view
 
 from canvas.align import is_sorted, place, run_ends, settle, split_bounds, step_edges
 from canvas.layout import CanvasLayout
@@ -54,7 +57,7 @@ from canvas.stationary import (
     transform_codes,
 )
 from warehouse.paths import staged_directory
-from warehouse.store import WarehouseReader, as_timestamp
+from warehouse.store import WarehouseReader, as_timestamp, sql_literal
 
 log = logging.getLogger("guwm.canvas")
 Prepared = TypeVar("Prepared")
@@ -169,41 +172,58 @@ def _read(
     and Polars release the GIL)."""
     extra, params = _field_filter(sources)
     where = f"observed_at >= $lo AND observed_at < $hi AND known_at <= $known_by{extra}"
-    counts = dict(
-        wh.sql(
-            f"SELECT field_path, count(*) FROM observations WHERE {where} GROUP BY field_path",
-            {**window, **params},
-        ).iter_rows()
-    )
+    with wh.connect() as con:  # one connection, used by the reader thread alone once counted
+        counts = dict(
+            con.sql(
+                f"SELECT field_path, count(*) FROM observations WHERE {where} GROUP BY field_path",
+                params={**window, **params},
+            ).fetchall()
+        )
+        yield from _read_runs(con, layout, counts, where, {**window, **params}, vector_dim, prepare)
+
+
+def _read_runs(
+    con: duckdb.DuckDBPyConnection,
+    layout: CanvasLayout,
+    counts: dict[str, int],
+    where: str,
+    params: dict[str, object],
+    vector_dim: int,
+    prepare: Callable[[_Rows], Prepared],
+) -> Iterator[Prepared]:
+    """`_read`'s runs of fields, read on `con` by a thread while the caller works."""
     runs = _runs(np.array([counts.get(p, 0) for p in layout.paths]), ROW_BUDGET)
-    query = (
-        "SELECT f.field, o.observed_at, o.known_at, coalesce(o.value, 0) AS value"
-        + (", o.vector" if layout.vector_fields else "")
-        + " FROM observations o JOIN (SELECT unnest($paths) AS field_path, "
-        "unnest(range($first, $first + len($paths))) AS field) f USING (field_path) "
-        f"WHERE field_path BETWEEN $low AND $high AND {where}"
-    )
-    in_order = query + " ORDER BY f.field, o.observed_at, o.known_at, o.source"
+    selected = "field, observed_at, known_at, value" + (", vector" if layout.vector_fields else "")
 
     def fetch(run: range) -> _Rows:
         paths = layout.paths[run.start : run.stop]
-        bounds = {"paths": paths, "first": run.start, "low": min(paths), "high": max(paths)}
-        with wh.connect() as con:
-            # a warehouse stores an ingest's rows in key order: such runs come sorted, and
-            # are only checked; others (and ties between sources) are sorted by DuckDB
-            table = con.sql(query, params={**bounds, **window, **params}).to_arrow_table()
-            keys = [table[c].to_numpy() for c in ("field", "observed_at", "known_at")]
-            if not is_sorted(*keys, strict=True):
-                table = con.sql(in_order, params={**bounds, **window, **params}).to_arrow_table()
-        field = table["field"].to_numpy()
+        # each row's field as its index among the run's paths: a cast to an ENUM of them
+        # keeps the rows in storage order, where a join would not
+        members = ", ".join(sql_literal(p) for p in paths)
+        rows = (
+            f"SELECT TRY_CAST(field_path AS ENUM({members})) AS field, observed_at, known_at, "
+            "coalesce(value, 0) AS value, vector, source FROM observations "
+            f"WHERE field_path BETWEEN $low AND $high AND {where}"
+        )
+        query = f"SELECT {selected} FROM ({rows}) WHERE field IS NOT NULL"
+        bounds = {"low": min(paths), "high": max(paths), **params}
+        # an ingest stores a new field's rows in key order: such runs come sorted, and are
+        # only checked; others (and ties between sources) are sorted by DuckDB
+        table = con.sql(query, params=bounds).to_arrow_table()
+        field, observed, known = _keys(table)
+        if not is_sorted(field, observed, known, strict=True):
+            ordered = f"{query} ORDER BY field, observed_at, known_at, source"
+            table = con.sql(ordered, params=bounds).to_arrow_table()
+            field, observed, known = _keys(table)
+        field += run.start
         vector_rows = np.flatnonzero(np.isin(field, layout.vector_fields))
         vector = np.full(len(field), -1, dtype=np.int64)
         vector[vector_rows] = np.arange(len(vector_rows))
         vectors = np.zeros((len(vector_rows), vector_dim), dtype=np.float16)
         if len(vector_rows):
             vectors = _vector_matrix(pl.from_arrow(table["vector"]).gather(vector_rows), vector_dim)
-        columns = (table[c].to_numpy() for c in ("observed_at", "known_at", "value"))
-        return prepare(_Rows(run, field, *columns, vector, vectors))
+        value = table["value"].to_numpy()
+        return prepare(_Rows(run, field, observed, known, value, vector, vectors))
 
     with ThreadPoolExecutor(max_workers=1) as reader:
         upcoming = reader.submit(fetch, runs[0])
@@ -212,6 +232,14 @@ def _read(
             if later is not None:
                 upcoming = reader.submit(fetch, later)
             yield prepared
+
+
+def _keys(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A run's (field index within the run, observed_at, known_at), from DuckDB's result:
+    the field is an ENUM, an Arrow dictionary whose indices follow its members' order."""
+    codes = [chunk.indices.to_numpy(zero_copy_only=False) for chunk in table["field"].chunks]
+    field = np.concatenate(codes).astype(np.int64) if codes else np.zeros(0, dtype=np.int64)
+    return field, table["observed_at"].to_numpy(), table["known_at"].to_numpy()
 
 
 def _stats(
@@ -364,16 +392,18 @@ class _Windows:
         """The arrays of windows first .. end-1 as if every step had settled."""
         T, m = self.T, self.m
         s0, s1 = first // m, (end - 1) // m + 1
-        out = {
-            k: np.empty((s1 - s0, m, *shape), dtype) for k, (dtype, shape) in self.arrays.items()
-        }
-        # slot j of the windows cut in steps s0 .. s1-1 holds steps s0+j .. s1-1+j; the
-        # windows cut inside one step are alike until patched
+        # the windows cut in steps s0 .. s1-1 hold steps s0+j .. s1-1+j at slot j: sliding
+        # views of the tables, copied once; the windows cut inside one step are alike
+        # until patched
+        span = slice(s0, s1 + T - 1)
+        out = {}
+        for name, table in self.table.items():
+            data = self.vector_matrix[table[span]] if name == "vectors" else table[span]
+            windows = np.moveaxis(sliding_window_view(data, T, axis=0), -1, 1)
+            out[name] = np.empty((s1 - s0, m, *windows.shape[1:]), self.arrays[name][0])
+            out[name][...] = windows[:, None]
         for j in range(T):
             rows = slice(s0 + j, s1 + j)
-            for name, table in self.table.items():
-                data = self.vector_matrix[table[rows]] if name == "vectors" else table[rows]
-                out[name][:, :, j] = data[:, None]
             if self.gap_max[rows].max(initial=0) > j:  # changes before their level
                 hidden = (self.gap[rows] > j)[:, None]
                 np.copyto(out["values"][:, :, j], 0, where=hidden)

@@ -289,15 +289,16 @@ LIBRARY = ("warehouse", "ingest", "canvas", "training", "dagster_defs")
 SQL_METHODS = {"execute", "executemany", "sql", "query"}
 # (file, function) -> the expressions its f-string/format SQL interpolates, and why trusted
 TRUSTED_SQL = {
-    # constant predicates ($-parameters, and a constant source filter or '') and a constant
-    # column or ''; `fetch` runs the query `_read` builds from them, as is or ORDER BY'd
-    ("canvas/materialize.py", "_read"): {"', o.vector' if layout.vector_fields else ''", "where"},
-    ("canvas/materialize.py", "fetch"): {"query", "in_order"},
+    # $-parameter predicates and a constant source filter or ''; constant column lists;
+    # the run's field paths as ENUM members, each a sql_literal()
+    ("canvas/materialize.py", "_read"): {"where"},
+    ("canvas/materialize.py", "_read_runs"): {"rows", "query", "selected"},
+    ("canvas/materialize.py", "fetch"): {"rows", "query", "selected"},
     ("canvas/verify.py", "verify_windows"): {
         "' AND list_contains($sources, source)' if sources is not None else ''"
     },
     ("dagster_defs/demo.py", "run_demo"): {"query"},  # the two constant demo queries
-    ("training/profile.py", "from_source"): {"relation=relation", "where=''"},  # _quote()d
+    ("training/profile.py", "from_source"): {"relation=relation", "where=''"},  # sql_literal()
     ("training/profile.py", "from_warehouse"): {"relation='observations'", "where=where"},
     ("warehouse/cli.py", "cmd_sql"): {"args.query"},  # the user's own SQL, read-only file
     ("warehouse/lake.py", "_write_snapshot"): {"', '.join(OBSERVATIONS_SCHEMA.names)", "query"},

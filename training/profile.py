@@ -28,6 +28,7 @@ import duckdb
 import polars as pl
 
 from warehouse.schema import Period, Schema, UnknownFieldError, default_schema
+from warehouse.store import sql_literal
 
 if TYPE_CHECKING:
     from canvas.spec import DatasetSpec
@@ -225,7 +226,7 @@ class DatasetProfile:
         frame = data.select("field_path", pl.col("observed_at").cast(pl.Datetime("us")))
         with duckdb.connect() as con:
             con.register("frame", frame.to_arrow())
-            relation = f"(SELECT {_quote(spec.name)} AS source, * FROM frame)"
+            relation = f"(SELECT {sql_literal(spec.name)} AS source, * FROM frame)"
             stats = pl.from_arrow(
                 con.sql(_STATS.format(relation=relation, where="")).to_arrow_table()
             )
@@ -234,10 +235,6 @@ class DatasetProfile:
         if found:
             return found[0]
         return cls(name=spec.name, fields=tuple(spec.field_paths), rows=0, description=described)
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _profiles(

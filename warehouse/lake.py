@@ -45,7 +45,13 @@ from fsspec.implementations.local import LocalFileSystem
 
 from warehouse.paths import staged_directory
 from warehouse.schema import Schema, default_schema
-from warehouse.store import CONNECT_LOCK, VIEWS_DDL, WarehouseReader, observations_hash
+from warehouse.store import (
+    CONNECT_LOCK,
+    VIEWS_DDL,
+    WarehouseReader,
+    observations_hash,
+    sql_literal,
+)
 
 FORMAT = "guwm-lake"
 FORMAT_VERSION = 1
@@ -298,7 +304,7 @@ class LakeReader(WarehouseReader):
             if not self._local:
                 con.register_filesystem(self.fs)
             files = self.manifest.files
-            observations = [_literal(self.location(f["path"])) for f in files["observations"]]
+            observations = [sql_literal(self.location(f["path"])) for f in files["observations"]]
             if observations:
                 source = (
                     f"read_parquet([{', '.join(observations)}], hive_partitioning = true, "
@@ -315,15 +321,10 @@ class LakeReader(WarehouseReader):
             )
             for name in _TABLES:
                 (file,) = files[name]
-                path = _literal(self.location(str(file["path"])))
+                path = sql_literal(self.location(str(file["path"])))
                 con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({path})")
             con.execute(VIEWS_DDL)
             yield con
         finally:
             with CONNECT_LOCK:
                 con.close()
-
-
-def _literal(text: str) -> str:
-    """A SQL string literal (DDL takes no parameters): quotes doubled."""
-    return "'" + text.replace("'", "''") + "'"

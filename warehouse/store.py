@@ -721,8 +721,14 @@ def _refresh_wide_view(con: duckdb.DuckDBPyConnection) -> None:
     ]
     if paths:
         # Field paths follow the schema grammar ([A-Za-z0-9_.]); quoting is belt and braces.
-        columns = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+        columns = ", ".join(sql_literal(p) for p in paths)
         con.execute(_WIDE_VIEW.format(columns=columns))
+
+
+def sql_literal(text: str) -> str:
+    """A SQL string literal, quotes doubled: for the few places SQL takes no parameters
+    (DDL, a type's members)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def as_timestamp(value: dt.datetime | dt.date | str) -> dt.datetime:
