@@ -233,8 +233,9 @@ def settle(
     row = np.full(n_fields * n_steps, -1, dtype=np.int64)
     since = np.full(n_fields * n_steps, -1, dtype=np.int32)
     # the best row by the last window's cutoff is the group's last: it holds from its release
-    row[group[ends]] = rows[ends]
-    since[group[ends]] = k[ends]
+    cells = group[ends]
+    row[cells] = rows[ends]
+    since[cells] = k[ends]
     earlier = rows[:0]
     if len(ends) < len(rows):  # a step with several rows: windows before `since` may see one
         starts = np.r_[0, ends[:-1] + 1]

@@ -36,14 +36,13 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 import duckdb
 import numpy as np
 import polars as pl
-import pyarrow as pa
 from numpy.lib.stride_tricks import sliding_window_view
 
 from canvas.align import is_sorted, place, run_ends, settle, split_bounds, step_edges
@@ -52,10 +51,11 @@ from canvas.stationary import (
     differenced,
     field_stats,
     forward,
-    step_statistics,
+    step_moments,
     step_transforms,
     transform_codes,
 )
+from warehouse.heap import retained_heap
 from warehouse.paths import staged_directory
 from warehouse.store import WarehouseReader, as_timestamp, sql_literal
 
@@ -64,6 +64,7 @@ Prepared = TypeVar("Prepared")
 MANIFEST = "manifest.json"
 PLACEMENT_BUDGET = 500_000  # canvas cells of one block of windows (~5 MB of arrays)
 ROW_BUDGET = 1_000_000  # warehouse rows read at once (~50 MB of arrays)
+_KEYS = ("field", "observed_at", "known_at")  # a run's sort order
 
 
 @dataclass
@@ -93,7 +94,7 @@ class CanvasManifest:
     created_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
 
     def save(self, directory: Path) -> None:
-        (directory / MANIFEST).write_text(json.dumps(asdict(self), indent=1))
+        (directory / MANIFEST).write_text(json.dumps(vars(self), indent=1))
 
     @classmethod
     def load(cls, directory: str | Path) -> CanvasManifest:
@@ -127,12 +128,13 @@ def _field_filter(sources: list[str] | None) -> tuple[str, dict[str, object]]:
 
 def _runs(counts: np.ndarray, budget: int) -> list[range]:
     """Consecutive fields grouped so each group's rows stay within the budget (a field with
-    more rows is a group of its own)."""
-    runs, first, load = [], 0, 0
+    more rows is a group of its own). The first groups are smaller (budget / 8, / 4, / 2):
+    the first is read before any work can start."""
+    runs, first, load, limit = [], 0, 0, max(budget // 8, 1)
     for f, n in enumerate(counts):
-        if f > first and load + n > budget:
+        if f > first and load + n > limit:
             runs.append(range(first, f))
-            first, load = f, 0
+            first, load, limit = f, 0, min(2 * limit, budget)
         load += n
     return [*runs, range(first, len(counts))]
 
@@ -193,36 +195,38 @@ def _read_runs(
 ) -> Iterator[Prepared]:
     """`_read`'s runs of fields, read on `con` by a thread while the caller works."""
     runs = _runs(np.array([counts.get(p, 0) for p in layout.paths]), ROW_BUDGET)
-    selected = "field, observed_at, known_at, value" + (", vector" if layout.vector_fields else "")
+    vector_fields = np.zeros(layout.n_fields, dtype=bool)
+    vector_fields[layout.vector_fields] = True
 
     def fetch(run: range) -> _Rows:
         paths = layout.paths[run.start : run.stop]
+        with_vectors = bool(vector_fields[run].any())
+        selected = "field, observed_at, known_at, value" + (", vector" if with_vectors else "")
         # each row's field as its index among the run's paths: a cast to an ENUM of them
         # keeps the rows in storage order, where a join would not
         members = ", ".join(sql_literal(p) for p in paths)
         rows = (
-            f"SELECT TRY_CAST(field_path AS ENUM({members})) AS field, observed_at, known_at, "
-            "coalesce(value, 0) AS value, vector, source FROM observations "
+            f"SELECT enum_code(TRY_CAST(field_path AS ENUM({members}))) AS field, "
+            "observed_at, known_at, coalesce(value, 0) AS value, vector, source FROM observations "
             f"WHERE field_path BETWEEN $low AND $high AND {where}"
         )
         query = f"SELECT {selected} FROM ({rows}) WHERE field IS NOT NULL"
         bounds = {"low": min(paths), "high": max(paths), **params}
         # an ingest stores a new field's rows in key order: such runs come sorted, and are
         # only checked; others (and ties between sources) are sorted by DuckDB
-        table = con.sql(query, params=bounds).to_arrow_table()
-        field, observed, known = _keys(table)
-        if not is_sorted(field, observed, known, strict=True):
+        columns = _fetch(con, query, bounds, vectors=with_vectors)
+        if not is_sorted(*(columns[k] for k in _KEYS), strict=True):
             ordered = f"{query} ORDER BY field, observed_at, known_at, source"
-            table = con.sql(ordered, params=bounds).to_arrow_table()
-            field, observed, known = _keys(table)
+            columns = _fetch(con, ordered, bounds, vectors=with_vectors)
+        field, observed, known, value = (columns[k] for k in (*_KEYS, "value"))
+        field = field.astype(np.int64)
         field += run.start
-        vector_rows = np.flatnonzero(np.isin(field, layout.vector_fields))
+        vector_rows = np.flatnonzero(vector_fields[field])
         vector = np.full(len(field), -1, dtype=np.int64)
         vector[vector_rows] = np.arange(len(vector_rows))
         vectors = np.zeros((len(vector_rows), vector_dim), dtype=np.float16)
         if len(vector_rows):
-            vectors = _vector_matrix(pl.from_arrow(table["vector"]).gather(vector_rows), vector_dim)
-        value = table["value"].to_numpy()
+            vectors = _vector_matrix(columns["vector"].gather(vector_rows), vector_dim)
         return prepare(_Rows(run, field, observed, known, value, vector, vectors))
 
     with ThreadPoolExecutor(max_workers=1) as reader:
@@ -234,12 +238,15 @@ def _read_runs(
             yield prepared
 
 
-def _keys(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A run's (field index within the run, observed_at, known_at), from DuckDB's result:
-    the field is an ENUM, an Arrow dictionary whose indices follow its members' order."""
-    codes = [chunk.indices.to_numpy(zero_copy_only=False) for chunk in table["field"].chunks]
-    field = np.concatenate(codes).astype(np.int64) if codes else np.zeros(0, dtype=np.int64)
-    return field, table["observed_at"].to_numpy(), table["known_at"].to_numpy()
+def _fetch(
+    con: duckdb.DuckDBPyConnection, query: str, params: dict[str, object], *, vectors: bool
+) -> dict[str, np.ndarray | pl.Series]:
+    """The query's columns as NumPy arrays (straight from DuckDB: no pyarrow conversion,
+    which imports pandas the first time), the list column `vector` as a Polars series."""
+    if not vectors:
+        return con.sql(query, params=params).fetchnumpy()
+    frame = con.sql(query, params=params).pl()
+    return {k: frame[k] if k == "vector" else frame[k].to_numpy() for k in frame.columns}
 
 
 def _stats(
@@ -250,18 +257,25 @@ def _stats(
     (see `canvas.stationary.step_statistics`)."""
     end = np.datetime64(train_end, "us")
     run = slice(rows.fields.start, rows.fields.stop)
-    scalar = np.array([not f.is_vector for f in layout.fields])
-    keep = np.flatnonzero((rows.known <= end) & (rows.observed < end) & scalar[rows.field])
-    latest = keep[run_ends(rows.field[keep], rows.observed[keep])]
-    frame = pl.DataFrame(
-        {
-            "field": rows.field[latest] - run.start,
-            "observed_at": rows.observed[latest],
-            "value": rows.value[latest],
-        }
+    kept = (rows.known <= end) & (rows.observed < end)
+    if len(rows.vectors):
+        kept &= ~np.isin(rows.field, layout.vector_fields)
+    # rows come sorted by (field, observed_at, known_at), so a kept row is its observation's
+    # latest vintage known by the end unless the next row is a kept one of the same
+    latest = kept
+    latest[:-1] &= ~(
+        kept[1:] & (rows.field[1:] == rows.field[:-1]) & (rows.observed[1:] == rows.observed[:-1])
     )
+    latest = np.flatnonzero(latest)
     codes = transform_codes(layout.fields[run])
-    return field_stats(step_statistics(frame, codes, layout.step), layout.paths[run])
+    moments = step_moments(
+        rows.field[latest] - run.start,
+        rows.observed[latest],
+        rows.value[latest],
+        codes,
+        layout.step,
+    )
+    return field_stats(moments, layout.paths[run])
 
 
 @dataclass(frozen=True)
@@ -529,6 +543,7 @@ def _write_shards(
     return shards
 
 
+@retained_heap()  # each run of fields reuses the last one's freed arrays
 def materialize_canvas(
     warehouse: WarehouseReader,
     layout: CanvasLayout,

@@ -40,15 +40,29 @@ def forward(codes: np.ndarray, x: np.ndarray, previous: np.ndarray) -> np.ndarra
     """Transformed values (float64; NaN where undefined) of levels `x` given `previous`."""
     x = np.asarray(x, dtype=np.float64)
     previous = np.asarray(previous, dtype=np.float64)
-    logged, changed = np.equal(codes, LOG), np.equal(codes, LOGDIFF)
-    # logarithms only when some value needs one
+    codes = np.asarray(codes)
+    shape = np.broadcast_shapes(codes.shape, x.shape, previous.shape)
+    present = np.flatnonzero(np.bincount(codes.reshape(-1), minlength=len(CODES)))
+    out = np.empty(shape)
+    # each transform over the whole array only when some field has it
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(logged, np.log(np.where(x > 0, x, np.nan)) if logged.any() else 0.0, x)
-        out = np.where(codes == DIFF, x - previous, out)
-        if not changed.any():
-            return out
-        ratio = np.where((x > 0) & (previous > 0), x / previous, np.nan)
-        return np.where(changed, np.log(ratio), out)
+        for code in present:
+            t = _transform(code, x, previous)
+            if len(present) == 1:
+                out[...] = t
+            else:
+                np.copyto(out, np.broadcast_to(t, shape), where=codes == code)
+    return out
+
+
+def _transform(code: int, x: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    if code == LOG:
+        return np.log(np.where(x > 0, x, np.nan))
+    if code == DIFF:
+        return x - previous
+    if code == LOGDIFF:
+        return np.log(np.where((x > 0) & (previous > 0), x / previous, np.nan))
+    return x
 
 
 def inverse(codes: np.ndarray, t: np.ndarray, previous: np.ndarray) -> np.ndarray:
@@ -95,41 +109,48 @@ def step_statistics(
     fields count every observation; differenced fields the changes between the last
     observations of consecutive observed steps, as the canvas holds them.
     """
-    frame = frame.filter(pl.col("value").is_not_nan())
-    field = frame["field"].to_numpy()
-    observed = frame["observed_at"].to_numpy()
+    field, observed, value = (frame[k].to_numpy() for k in ("field", "observed_at", "value"))
+    return step_moments(field, observed, value, codes, step)
+
+
+def step_moments(
+    field: np.ndarray, observed: np.ndarray, value: np.ndarray, codes: np.ndarray, step: str
+) -> dict[int, dict[str, float]]:
+    """`step_statistics` of the rows (field, observed, value) as arrays."""
     if not is_sorted(field, observed):
-        frame = frame.sort("field", "observed_at")
-        field, observed = frame["field"].to_numpy(), frame["observed_at"].to_numpy()
-    value, code = frame["value"].to_numpy(), codes[field]
+        order = np.lexsort((observed, field))
+        field, observed, value = field[order], observed[order], value[order]
+    known = np.flatnonzero(~np.isnan(value))
+    if len(known) < len(value):
+        field, observed, value = field[known], observed[known], value[known]
+    code = codes[field]
     changes = (code == DIFF) | (code == LOGDIFF)
-    levels = np.flatnonzero(~changes)
-    steps = frame["observed_at"].dt.truncate(step).to_physical().to_numpy()
-    last = np.flatnonzero(changes & run_ends(field, steps))  # each step's last observation
-    same = np.r_[False, field[last][1:] == field[last][:-1]]
-    previous = np.where(same, np.r_[np.nan, value[last][:-1]], np.nan)
-    # both parts sorted by field, flagged so: polars then sums each field's values alike
-    # however the rows came (its sums depend on how it groups them)
-    parts = [
-        pl.DataFrame(
-            {
-                "field": pl.Series(field[rows]).set_sorted(),
-                "t": forward(code[rows], value[rows], before),
-            }
-        )
-        for rows, before in ((levels, np.nan), (last, previous))
-    ]
-    per_field = (
-        pl.concat(parts)
-        .filter(pl.col("t").is_finite())
-        .group_by("field", maintain_order=True)
-        .agg(
-            pl.col("t").mean().alias("mean"),
-            pl.col("t").std(ddof=0).alias("std"),
-            pl.len().alias("count"),
-        )
-    )
-    return {r["field"]: r for r in per_field.iter_rows(named=True)}
+    steps = pl.Series(observed).dt.truncate(step).to_physical().to_numpy()
+    # every observation of a level or log field; each observed step's last of the others
+    rows = np.flatnonzero(~changes | run_ends(field, steps))
+    field, value, code = field[rows], value[rows], code[rows]
+    # a change is from the field's previous observed step: the row before, same field
+    after = np.r_[False, field[1:] == field[:-1]] & changes[rows]
+    previous = np.where(after, np.r_[np.nan, value[:-1]], np.nan)
+    t = forward(code, value, previous)
+    finite = np.flatnonzero(np.isfinite(t))
+    return _moments(field[finite], t[finite])
+
+
+def _moments(field: np.ndarray, t: np.ndarray) -> dict[int, dict[str, float]]:
+    """Per field (`field` sorted): mean, population std and count of `t`, summed in row
+    order (so the same rows give the same bits on any machine)."""
+    if not len(field):
+        return {}
+    starts = np.flatnonzero(np.r_[True, field[1:] != field[:-1]])
+    count = np.diff(np.r_[starts, len(field)])
+    mean = np.add.reduceat(t, starts) / count
+    deviation = t - np.repeat(mean, count)
+    std = np.sqrt(np.add.reduceat(deviation * deviation, starts) / count)
+    return {
+        int(f): {"mean": float(m), "std": float(s), "count": int(n)}
+        for f, m, s, n in zip(field[starts], mean, std, count, strict=True)
+    }
 
 
 def field_stats(
@@ -151,12 +172,12 @@ def field_stats(
 
 def latest_earlier(has: np.ndarray, axis: int) -> np.ndarray:
     """Index along `axis` of the latest earlier position where `has` is true (-1: none)."""
-    shape = [1] * has.ndim
-    shape[axis] = has.shape[axis]
-    position = np.arange(has.shape[axis]).reshape(shape)
-    latest = np.maximum.accumulate(np.where(has, position, -1), axis=axis)  # at or before
-    none = np.full_like(np.take(latest, [0], axis=axis), -1)
-    return np.concatenate([none, np.delete(latest, -1, axis=axis)], axis=axis)
+    has = np.moveaxis(has, axis, 0)
+    position = np.arange(len(has)).reshape(-1, *[1] * (has.ndim - 1))
+    latest = np.full(has.shape, -1, dtype=np.int64)
+    if len(has) > 1:  # at position i, the latest true one at or before i - 1
+        np.maximum.accumulate(np.where(has[:-1], position[:-1], -1), axis=0, out=latest[1:])
+    return np.moveaxis(latest, 0, axis)
 
 
 def previous_levels(levels: np.ndarray) -> np.ndarray:
