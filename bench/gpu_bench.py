@@ -43,7 +43,8 @@ from training.config import TrainConfig
 from training.dag import DAGNode, standard_dag
 from training.fields import FieldDecoder, FieldEncoder, random_batch
 from training.masked import BatchSource, MaskedCanvasTrainer
-from training.settings import CurriculumSettings, node_backbone, node_layout
+from training.runs import node_backbone
+from training.settings import CurriculumSettings, node_layout
 from warehouse.schema import default_schema
 
 MAX_BATCH = 4096  # batch search cap on CUDA

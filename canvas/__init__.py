@@ -10,7 +10,7 @@ from importlib import import_module
 from typing import Any
 
 from canvas.layout import CanvasLayout, compile_layout
-from canvas.spec import DatasetSpec, InputSpec, OutputSpec
+from warehouse.spec import DatasetSpec, InputSpec, OutputSpec
 
 _LAZY = {
     "HeterogeneousDataset": "canvas.dataset",

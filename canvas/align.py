@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from warehouse.store import as_timestamp
+from warehouse.clock import as_timestamp
 
 
 def step_edges(

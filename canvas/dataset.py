@@ -58,9 +58,9 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from canvas.align import place, split_bounds, step_edges
 from canvas.layout import CanvasLayout
-from canvas.spec import DatasetSpec
 from canvas.stationary import field_stats, stationary_placements, step_statistics, transform_codes
-from warehouse.store import as_timestamp
+from warehouse.clock import as_timestamp
+from warehouse.spec import DatasetSpec
 
 Split = Literal["train", "val", "test"]
 DateLike = dt.datetime | dt.date | str

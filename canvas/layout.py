@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from warehouse.schema import Field, Schema, default_schema
+from warehouse.fields import Field
+from warehouse.schema import Schema, default_schema
 
 STEPS = {"1d": 1.0, "1w": 7.0, "1mo": 30.44, "1q": 91.31}
 
@@ -131,13 +132,16 @@ class CanvasLayout:
     # -- identity ----------------------------------------------------------------------
 
     def layout_hash(self) -> str:
-        """sha256 over the ordered fields, grid, step and width."""
+        """sha256 over the ordered fields, grid and step: what decides the canvas data.
+
+        The width `d_model` is left out: it is the model's, and a canvas materialized at
+        one width serves a model of any width."""
         spec = {
             "fields": [
                 [f.path, f.unit, f.period.value, f.dimension, f.latent, f.transform.value]
                 for f in self.fields
             ],
-            "grid": [self.T, self.H, self.W, self.d_model],
+            "grid": [self.T, self.H, self.W],
             "step": self.step,
             "vector_slots": self.vector_slots,
         }

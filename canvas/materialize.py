@@ -55,9 +55,10 @@ from canvas.stationary import (
     step_transforms,
     transform_codes,
 )
+from warehouse.clock import as_timestamp
 from warehouse.heap import retained_heap
 from warehouse.paths import staged_directory
-from warehouse.store import WarehouseReader, as_timestamp, sql_literal
+from warehouse.reader import WarehouseReader, sql_literal
 
 log = logging.getLogger("guwm.canvas")
 Prepared = TypeVar("Prepared")

@@ -18,8 +18,8 @@ from typing import Any
 
 import polars as pl
 
-from canvas.spec import DatasetSpec
-from warehouse.store import WarehouseReader
+from warehouse.reader import WarehouseReader
+from warehouse.spec import DatasetSpec
 
 Source = tuple[DatasetSpec, Any]
 

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from canvas.align import Placements, is_sorted, run_ends
-from warehouse.schema import Field, Transform
+from warehouse.fields import Field, Transform
 
 CODES: tuple[Transform, ...] = tuple(Transform)  # a field's code is its index here
 LEVEL, LOG, DIFF, LOGDIFF = (CODES.index(t) for t in CODES)
@@ -128,28 +128,29 @@ def step_moments(
     steps = pl.Series(observed).dt.truncate(step).to_physical().to_numpy()
     # every observation of a level or log field; each observed step's last of the others
     rows = np.flatnonzero(~changes | run_ends(field, steps))
-    field, value, code = field[rows], value[rows], code[rows]
+    if len(rows) < len(field):
+        field, value, code, changes = field[rows], value[rows], code[rows], changes[rows]
     # a change is from the field's previous observed step: the row before, same field
-    after = np.r_[False, field[1:] == field[:-1]] & changes[rows]
+    after = np.r_[False, field[1:] == field[:-1]] & changes
     previous = np.where(after, np.r_[np.nan, value[:-1]], np.nan)
-    t = forward(code, value, previous)
-    finite = np.flatnonzero(np.isfinite(t))
-    return _moments(field[finite], t[finite])
+    return _moments(field, forward(code, value, previous))
 
 
 def _moments(field: np.ndarray, t: np.ndarray) -> dict[int, dict[str, float]]:
-    """Per field (`field` sorted): mean, population std and count of `t`, summed in row
-    order (so the same rows give the same bits on any machine)."""
-    if not len(field):
-        return {}
-    starts = np.flatnonzero(np.r_[True, field[1:] != field[:-1]])
-    count = np.diff(np.r_[starts, len(field)])
-    mean = np.add.reduceat(t, starts) / count
-    deviation = t - np.repeat(mean, count)
-    std = np.sqrt(np.add.reduceat(deviation * deviation, starts) / count)
+    """Per field index: mean, population std and count of the finite values of `t`, each
+    sum taken in row order (so the same rows give the same bits on any machine)."""
+    finite = np.isfinite(t)
+    t = np.where(finite, t, 0.0)
+    count = np.bincount(field, weights=finite)
+    present = np.flatnonzero(count)
+    mean = np.bincount(field, weights=t)[present] / count[present]
+    by_field = np.zeros(len(count))
+    by_field[present] = mean
+    deviation = np.where(finite, t - by_field[field], 0.0)
+    variance = np.bincount(field, weights=deviation * deviation)[present] / count[present]
     return {
-        int(f): {"mean": float(m), "std": float(s), "count": int(n)}
-        for f, m, s, n in zip(field[starts], mean, std, count, strict=True)
+        int(f): {"mean": float(m), "std": float(np.sqrt(v)), "count": int(n)}
+        for f, m, v, n in zip(present, mean, variance, count[present], strict=True)
     }
 
 

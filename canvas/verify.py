@@ -15,7 +15,7 @@ import polars as pl
 from canvas.align import window_cutoffs
 from canvas.materialize import CanvasManifest
 from canvas.stationary import CODES, LEVEL, forward
-from warehouse.schema import Transform
+from warehouse.fields import Transform
 from warehouse.store import Warehouse
 
 

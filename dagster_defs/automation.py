@@ -1,5 +1,8 @@
 """Schedules and sensors: data refresh on the sources' release calendars, retraining on change.
 
+The refresh jobs and schedules are generated from `ingest.registry.REGISTRY`: one per
+`Refresh` the sources name (`ingest.protocol`), running those sources' ingest assets.
+
 - `market_refresh` (yahoo) on weekdays at 17:30 New York time, after the US close.
 - `macro_refresh` (fred, pmi, tabular) on the 7th of each month at 09:00 New York time:
   after the ISM releases (first and third business day, at the latest the 6th).
@@ -25,7 +28,7 @@ import dagster as dg
 
 from canvas.materialize import CanvasManifest
 from dagster_defs.canvas_assets import canvas_tensors
-from dagster_defs.ingest_assets import ingest_assets, warehouse_parquet
+from dagster_defs.ingest_assets import asset_name, ingest_assets, warehouse_parquet
 from dagster_defs.resources import ArtifactsResource, WarehouseResource
 from dagster_defs.training_assets import (
     WorldModelConfig,
@@ -33,6 +36,9 @@ from dagster_defs.training_assets import (
     world_model_evaluation,
     world_model_validation,
 )
+from ingest.protocol import Refresh
+from ingest.registry import REGISTRY
+from training.world_model import run_dir
 from warehouse.store import Warehouse, WarehouseLockedError, WarehouseNotFoundError
 
 NEW_YORK = "America/New_York"
@@ -50,25 +56,24 @@ IN_PROGRESS = [
 
 def _ingest_selection(*sources: str) -> dg.AssetSelection:
     """The ingest assets of `sources` and the Parquet export after them."""
-    keys = [dg.AssetKey(f"{source}_observations") for source in sources]
+    keys = [dg.AssetKey(asset_name(source)) for source in sources]
     return dg.AssetSelection.assets(*keys, warehouse_parquet)
 
 
-market_refresh_job = dg.define_asset_job(
-    "market_refresh",
-    selection=_ingest_selection("yahoo"),
-    description="Daily closes, returns and volatility from Yahoo Finance.",
-)
-macro_refresh_job = dg.define_asset_job(
-    "macro_refresh",
-    selection=_ingest_selection("fred", "pmi", "tabular"),
-    description="Monthly macro series (FRED), ISM PMI and the monthly tabular sources.",
-)
-earnings_news_refresh_job = dg.define_asset_job(
-    "earnings_news_refresh",
-    selection=_ingest_selection("earnings", "news"),
-    description="Earnings reports and the day's news.",
-)
+def _sources_by_refresh() -> dict[Refresh, list[str]]:
+    """The registered sources' names per refresh schedule, in registry order."""
+    grouped: dict[Refresh, list[str]] = {}
+    for source in REGISTRY:
+        grouped.setdefault(source.refresh, []).append(source.name)
+    return grouped
+
+
+refresh_jobs = {
+    refresh: dg.define_asset_job(
+        refresh.job, selection=_ingest_selection(*names), description=refresh.description
+    )
+    for refresh, names in _sources_by_refresh().items()
+}
 canvas_job = dg.define_asset_job(
     "canvas_refresh",
     selection=dg.AssetSelection.assets(canvas_tensors),
@@ -80,18 +85,12 @@ training_job = dg.define_asset_job(
     description="Train the world model on the current canvas, serve it if it beats the "
     "baselines on validation (the blocking check), and evaluate it on the test period.",
 )
-automation_jobs = [
-    market_refresh_job,
-    macro_refresh_job,
-    earnings_news_refresh_job,
-    canvas_job,
-    training_job,
-]
+automation_jobs = [*refresh_jobs.values(), canvas_job, training_job]
 
 INGEST_KEYS = frozenset(a.key for a in ingest_assets) | {warehouse_parquet.key}
-REFRESH_JOBS = frozenset(
-    j.name for j in (market_refresh_job, macro_refresh_job, earnings_news_refresh_job)
-) | {"ingest_all"}  # definitions.py's job of every source
+REFRESH_JOBS = frozenset(refresh.job for refresh in refresh_jobs) | {
+    "ingest_all"  # definitions.py's job of every source
+}
 TRAINING_KEYS = frozenset({world_model.key, world_model_validation.key, world_model_evaluation.key})
 
 
@@ -101,29 +100,20 @@ def source_mode() -> str:
 
 
 def build_schedules(mode: str) -> list[dg.ScheduleDefinition]:
-    """The refresh schedules, RUNNING by default only in live mode."""
+    """The refresh schedules of the registered sources, RUNNING by default only in live mode."""
     status = (
         dg.DefaultScheduleStatus.RUNNING if mode == "live" else dg.DefaultScheduleStatus.STOPPED
-    )
-    timing = (
-        # US close at 16:00; Yahoo's daily bars are final well within 90 minutes.
-        (market_refresh_job, "30 17 * * 1-5"),
-        # ISM services comes out on the third business day, at the latest the 6th.
-        (macro_refresh_job, "0 9 7 * *"),
-        # Daily, not weekly: news must stay within its 4-day freshness check, and
-        # earnings land a day after their report; both ingests are idempotent.
-        (earnings_news_refresh_job, "0 21 * * *"),
     )
     return [
         dg.ScheduleDefinition(
             name=f"{job.name}_schedule",
             job=job,
-            cron_schedule=cron,
+            cron_schedule=refresh.cron,
             execution_timezone=NEW_YORK,
             default_status=status,
             description=job.description,
         )
-        for job, cron in timing
+        for refresh, job in refresh_jobs.items()
     ]
 
 
@@ -183,8 +173,8 @@ def _describe(runs: list[dg.DagsterRun]) -> str:
 def _continue_training(instance: dg.DagsterInstance, layout_hash: str) -> dict[str, object]:
     """Run config that trains the model of this layout further, or {} for a fresh model.
 
-    `world_model` resumes its run directory (`<layout hash>-<backbone>`) and stops at
-    `n_steps` in total, so a model of the same layout is trained `n_steps` more steps
+    `world_model` resumes its run directory (`training.world_model.run_dir`) and stops
+    at `n_steps` in total, so a model of the same layout is trained `n_steps` more steps
     on the new canvas (a warm start); a new layout starts from scratch.
     """
     defaults = WorldModelConfig()
@@ -195,7 +185,7 @@ def _continue_training(instance: dg.DagsterInstance, layout_hash: str) -> dict[s
     checkpoint, steps = metadata.get("checkpoint"), metadata.get("steps")
     if checkpoint is None or steps is None:
         return {}
-    if Path(str(checkpoint.value)).name != f"{layout_hash}-{defaults.backbone}":
+    if Path(str(checkpoint.value)).name != run_dir("", layout_hash, defaults.settings()).name:
         return {}
     n_steps = int(steps.value) + defaults.n_steps
     return {"ops": {"world_model": {"config": {"n_steps": n_steps}}}}

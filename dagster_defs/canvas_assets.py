@@ -9,7 +9,7 @@ from canvas.verify import verify_windows
 from dagster_defs.ingest_assets import OWNERS, ingest_assets
 from dagster_defs.metadata import image_markdown
 from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
-from ingest.sources import SOURCES
+from ingest.registry import SOURCES
 from warehouse.lake import LakeReader
 
 
@@ -19,7 +19,6 @@ class CanvasConfig(dg.Config):
     fields: list[str] = []  # prefixes or globs; empty: every field the sources observe
     T: int = 12
     step: str = "1mo"
-    d_model: int = 64
     start: str | None = None  # default: the sources' start_date
     end: str | None = None  # default: the last observation in the warehouse
     train_end: str | None = None
@@ -62,9 +61,8 @@ def canvas_tensors(
             {"s": source_names},
         )["field_path"]
     )
-    layout = compile_layout(
-        *fields, schema=wh.schema, T=config.T, step=config.step, d_model=config.d_model
-    )
+    # the model's width is the world model's setting: the canvas does not depend on it
+    layout = compile_layout(*fields, schema=wh.schema, T=config.T, step=config.step)
     out = artifacts.path("canvas")
     manifest = materialize_canvas(
         wh,
@@ -90,7 +88,7 @@ def canvas_tensors(
             "path": dg.MetadataValue.path(str(out)),
             "layout_hash": manifest.layout_hash,
             "shape": f"{manifest.n_windows} windows x {layout.T} steps x {layout.n_fields} fields",
-            "grid": f"T={layout.T} x H={layout.H} x W={layout.W}, d_model={layout.d_model}",
+            "grid": f"T={layout.T} x H={layout.H} x W={layout.W}",
             "windows": manifest.n_windows,
             "fields_observed": observed,
             "coverage_pct": round(100 * float(coverage.mean()), 2),

@@ -10,7 +10,6 @@ The DAG comes from `$GUWM_CURRICULUM_DAG` (a YAML file, see `training.dag`) or i
 standard 12-node DAG. The settings every node shares are the `curriculum` resource.
 """
 
-import datetime as dt
 import json
 import os
 from dataclasses import asdict
@@ -19,7 +18,6 @@ from pathlib import Path
 import dagster as dg
 import torch
 
-from canvas.sources import sources_from_warehouse
 from dagster_defs.ingest_assets import OWNERS, ingest_assets
 from dagster_defs.metadata import image_markdown
 from dagster_defs.resources import (
@@ -27,8 +25,10 @@ from dagster_defs.resources import (
     LLMResource,
     SourcesResource,
     WarehouseResource,
+    settings_model,
+    settings_of,
 )
-from ingest.sources import SOURCES
+from ingest.registry import SOURCES
 from training.compute import estimate_compute
 from training.dag import (
     DAGNode,
@@ -39,49 +39,36 @@ from training.dag import (
     with_steps_per_tier,
 )
 from training.dag_trainer import (
+    CURRICULUM_FOLDERS,
     NodeResult,
+    latest_result,
     parallel_seconds,
-    schema_for,
-    split_between,
+    train_warehouse_node,
 )
 from training.node_worker import node_runner
 from training.planner import build_curriculum
 from training.plots import plot_curriculum_timeline
 from training.profile import DatasetProfile
 from training.settings import CurriculumSettings
-from warehouse.store import Warehouse
 
 GROUP = "curriculum"
 
 
-class CurriculumResource(dg.ConfigurableResource):
-    """Settings every curriculum node shares (see `training.settings.CurriculumSettings`).
+class CurriculumResource(settings_model(CurriculumSettings, dg.ConfigurableResource)):
+    """Settings every curriculum node shares (`training.settings.CurriculumSettings`,
+    every one of them), and how the nodes are run.
 
     `steps_per_tier` replaces the DAG's own step counts by tier (the last entry covers
     deeper tiers): a quick CPU run of the standard DAG without editing it.
     """
 
-    backbone: str = "scratch"
-    pretrained_model_id: str = "THUDM/CogVideoX-2b"
-    n_layers: int = 2
-    objective: str = "masked"
-    T: int = 12
-    step: str = "1mo"
-    d_model: int = 64
-    batch_size: int = 16
-    lr: float = 1e-3
-    seed: int = 0
-    device: str = "cpu"
     threads: int = 1  # torch threads per node process (nodes run side by side)
     nproc_per_node: int = 1  # > 1: a node trains data-parallel under torchrun (DDP)
     steps_per_tier: list[int] | None = None
 
     def settings(self) -> CurriculumSettings:
         """The shared settings (this resource's fields, less how nodes are run)."""
-        run_only = {"threads", "nproc_per_node", "steps_per_tier"}
-        return CurriculumSettings(
-            **{k: v for k, v in self.model_dump().items() if k not in run_only}
-        )
+        return settings_of(self, CurriculumSettings)
 
     def dag(self, nodes: list[DAGNode]) -> list[DAGNode]:
         """The nodes as this run trains them (`steps_per_tier` applied)."""
@@ -94,22 +81,13 @@ def curriculum_dag() -> list[DAGNode]:
     return load_dag(path) if path else standard_dag()
 
 
+def _out_dir(artifacts: ArtifactsResource) -> Path:
+    """Where the curriculum's nodes write: where DAGCurriculumTrainer writes by default."""
+    return artifacts.path(CURRICULUM_FOLDERS["dag"])
+
+
 def asset_name(node: str) -> str:
     return f"curriculum_{node}"
-
-
-def _split(
-    wh: Warehouse, sources: list[str], settings: CurriculumSettings
-) -> tuple[dt.datetime, dt.datetime]:
-    """One train / val split for every node, over the sources' whole date range."""
-    lo, hi = wh.sql(
-        "SELECT min(observed_at), max(observed_at) FROM observations "
-        "WHERE list_contains($s, source)",
-        {"s": sources},
-    ).row(0)
-    if lo is None:
-        raise dg.Failure("the warehouse holds no observation of the configured sources")
-    return split_between(lo, hi, settings)
 
 
 def _node_asset(nodes: list[DAGNode], node: DAGNode, tier: int) -> dg.AssetsDefinition:
@@ -142,21 +120,15 @@ def _node_asset(nodes: list[DAGNode], node: DAGNode, tier: int) -> dg.AssetsDefi
     ) -> dg.MaterializeResult:
         torch.set_num_threads(curriculum.threads)
         settings = curriculum.settings()
-        out_dir = artifacts.path(GROUP)
-        names = [sources.settings().warehouse_source(s) for s in SOURCES]
-        wh = warehouse.open(read_only=True)
-        pairs = sources_from_warehouse(wh, list(node.fields), sources=names)
-        parent_results = [NodeResult.load(out_dir / p / "latest.json") for p in node.parents]
         dag = curriculum.dag(nodes)
-        result = node_runner(curriculum.nproc_per_node, curriculum.threads)(
+        result = train_warehouse_node(
             next(n for n in dag if n.name == node.name),
-            pairs,
-            parent_results,
+            warehouse.open(read_only=True),
             settings,
-            out_dir,
+            _out_dir(artifacts),
+            sources=[sources.settings().warehouse_source(s) for s in SOURCES],
             tier=tier,
-            split=_split(wh, names, settings),
-            schema=schema_for(pairs),
+            runner=node_runner(curriculum.nproc_per_node, curriculum.threads),
         )
         context.log.info(
             f"{node.name}: {result.status} {result.reason} from {result.merged_from or 'fresh'}"
@@ -234,7 +206,7 @@ def curriculum_plan(
     plan = build_curriculum(
         config.goal, profiles, provider=llm.client() or False, total_steps=config.total_steps
     )
-    path = plan.to_yaml(artifacts.path(GROUP, "plan.yaml"))
+    path = plan.to_yaml(artifacts.path(CURRICULUM_FOLDERS["dag"], "plan.yaml"))
     context.log.info(f"{plan.planner} planned {len(plan)} nodes; wrote {path}")
     return dg.MaterializeResult(
         metadata={
@@ -267,8 +239,8 @@ def build_curriculum_assets(nodes: list[DAGNode]) -> list[dg.AssetsDefinition]:
         curriculum: CurriculumResource,
         artifacts: ArtifactsResource,
     ) -> dg.MaterializeResult:
-        out_dir = artifacts.path(GROUP)
-        results = [NodeResult.load(out_dir / n / "latest.json") for n in names]
+        out_dir = _out_dir(artifacts)
+        results = [latest_result(out_dir, n) for n in names]
         timeline = plot_curriculum_timeline(results, out_dir / "timeline.png")
         rows = [
             "| tier | node | status | fields | steps | final loss | from | started | finished |",

@@ -8,10 +8,10 @@ from pathlib import Path
 import dagster as dg
 
 from dagster_defs.definitions import defs
+from dagster_defs.metadata import print_table
 from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
 from dagster_defs.training_assets import beats_baselines_on_validation
 from warehouse.catalog import HISTORY_START
-from warehouse.cli import print_table
 from warehouse.paths import default_artifacts_dir, default_dagster_home
 
 COVERAGE_SQL = """\

@@ -1,13 +1,13 @@
-"""Ingest assets: one per source, each writing its observations into the warehouse.
+"""Ingest assets: one per registered source, each writing its observations into the warehouse.
 
-Each asset fetches in the configured mode (synthetic, recorded, live), upserts in one
-transaction and reports what changed. Checks beside them look at what is stored.
+The assets and their checks are generated from `ingest.registry.REGISTRY`. Each asset
+fetches in the configured mode (synthetic, recorded, live), upserts in one transaction and
+reports what changed. Checks beside them look at what is stored.
 """
 
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import dagster as dg
 import polars as pl
@@ -16,64 +16,17 @@ from polars.exceptions import PolarsError
 from dagster_defs.metadata import markdown_table
 from dagster_defs.resources import SourcesResource, WarehouseResource
 from ingest.base import SourceError
-from ingest.sources import expected_fields, fetch
+from ingest.protocol import Source
+from ingest.registry import REGISTRY
 from warehouse.lake import LakeReader
 from warehouse.store import WarehouseLockedError
 
 OWNERS = ["team:data-platform"]
 
 
-@dataclass(frozen=True)
-class IngestSource:
-    """What the asset of one source is called, says, and how stale it may get."""
-
-    source: str
-    description: str
-    max_age: dt.timedelta
-
-    @property
-    def asset_name(self) -> str:
-        return f"{self.source}_observations"
-
-
-INGEST_SOURCES = (
-    IngestSource(
-        "fred",
-        "US macro series from FRED (50+), transformed to schema units, "
-        "with release lags or ALFRED vintages as known_at.",
-        dt.timedelta(days=35),
-    ),
-    IngestSource(
-        "yahoo",
-        "Daily closes, returns and realised volatility of equity indices, "
-        "large caps, Treasury yields, FX, commodities and crypto from Yahoo Finance.",
-        dt.timedelta(days=4),
-    ),
-    IngestSource(
-        "pmi",
-        "ISM manufacturing and services PMI with sub-indices, known at "
-        "their release on a business day of the next month.",
-        dt.timedelta(days=35),
-    ),
-    IngestSource(
-        "earnings",
-        "Quarterly EPS actual, estimate and surprise per firm "
-        "(firm_<TICKER>.earnings.*), known at the report date.",
-        dt.timedelta(days=100),
-    ),
-    IngestSource(
-        "news",
-        "Daily news narratives: mean sentence embedding (384-d, "
-        "all-MiniLM-L6-v2), headline volume and sentiment.",
-        dt.timedelta(days=4),
-    ),
-    IngestSource(
-        "tabular",
-        "Any CSV/Parquet tables mapped column by column to field paths (tabular_adapter): "
-        "the tables of $GUWM_TABULAR_SPEC, else a default per mode.",
-        dt.timedelta(days=35),
-    ),
-)
+def asset_name(source: str) -> str:
+    """The key of a source's ingest asset."""
+    return f"{source}_observations"
 
 
 def _since(wh, source_name: str) -> dict[str, dt.date]:
@@ -119,17 +72,17 @@ def _failure_table(failures: dict[str, str]) -> str:
     return markdown_table(frame, max_rows=200)
 
 
-def build_ingest_asset(spec: IngestSource) -> dg.AssetsDefinition:
+def build_ingest_asset(source: Source) -> dg.AssetsDefinition:
     """The asset that fetches one source and upserts it into the warehouse."""
 
     @dg.asset(
-        name=spec.asset_name,
+        name=asset_name(source.name),
         group_name="ingest",
         kinds={"duckdb", "polars"},
         owners=OWNERS,
-        description=spec.description,
+        description=source.description,
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
-        tags={"source": spec.source},
+        tags={"source": source.name},
     )
     def _ingest(
         context: dg.AssetExecutionContext,
@@ -141,13 +94,13 @@ def build_ingest_asset(spec: IngestSource) -> dg.AssetsDefinition:
         except (ValueError, FileNotFoundError) as err:  # configuration: retrying cannot help
             raise dg.Failure(description=str(err), allow_retries=False) from err
         wh = warehouse.open()
-        source_name = settings.warehouse_source(spec.source)
+        source_name = settings.warehouse_source(source.name)
         since = _since(wh, source_name) if settings.mode == "live" else {}
-        context.log.info(f"fetching {spec.source} in {settings.mode} mode")
-        with _fail_fast_unless_transient(spec.source):
-            result = fetch(spec.source, settings, since=since).raise_if_nothing()
+        context.log.info(f"fetching {source.name} in {settings.mode} mode")
+        with _fail_fast_unless_transient(source.name):
+            result = source.fetch(settings, since).raise_if_nothing()
             for item, reason in sorted(result.failures.items()):
-                context.log.warning(f"{spec.source}: {item} failed: {reason}")
+                context.log.warning(f"{source.name}: {item} failed: {reason}")
             report = wh.ingest(
                 result.data, source=source_name, allow_outliers=warehouse.allow_outliers
             )
@@ -182,18 +135,18 @@ def build_ingest_asset(spec: IngestSource) -> dg.AssetsDefinition:
     return _ingest
 
 
-def build_ingest_checks(spec: IngestSource) -> list[dg.AssetChecksDefinition]:
+def build_ingest_checks(source: Source) -> list[dg.AssetChecksDefinition]:
     """Checks on what the warehouse stores for one source."""
 
     @dg.asset_check(
-        asset=spec.asset_name,
+        asset=asset_name(source.name),
         name="values_are_finite",
         description="No NaN or infinite value is stored for this source.",
     )
     def values_are_finite(
         warehouse: WarehouseResource, sources: SourcesResource
     ) -> dg.AssetCheckResult:
-        name = sources.settings().warehouse_source(spec.source)
+        name = sources.settings().warehouse_source(source.name)
         bad = warehouse.open().sql(
             "SELECT count(*) AS n FROM observations WHERE source = $s AND "
             "(NOT isfinite(value) OR "
@@ -203,7 +156,7 @@ def build_ingest_checks(spec: IngestSource) -> list[dg.AssetChecksDefinition]:
         return dg.AssetCheckResult(passed=bad == 0, metadata={"non_finite_rows": int(bad)})
 
     @dg.asset_check(
-        asset=spec.asset_name,
+        asset=asset_name(source.name),
         name="expected_fields_present",
         description="Every field this source is expected to fill has data.",
     )
@@ -214,10 +167,10 @@ def build_ingest_checks(spec: IngestSource) -> list[dg.AssetChecksDefinition]:
         stored = set(
             warehouse.open().sql(
                 "SELECT DISTINCT field_path FROM observations WHERE source = $s",
-                {"s": settings.warehouse_source(spec.source)},
+                {"s": settings.warehouse_source(source.name)},
             )["field_path"]
         )
-        expected = set(expected_fields(spec.source, settings))
+        expected = set(source.expected_fields(settings))
         missing = sorted(expected - stored)
         return dg.AssetCheckResult(
             passed=not missing,
@@ -230,7 +183,7 @@ def build_ingest_checks(spec: IngestSource) -> list[dg.AssetChecksDefinition]:
         )
 
     @dg.asset_check(
-        asset=spec.asset_name,
+        asset=asset_name(source.name),
         name="values_plausible",
         description="Few period-to-period changes (log changes for positive series) are "
         "larger than 50 median absolute deviations of their field's changes (at most 1%; "
@@ -264,7 +217,7 @@ def build_ingest_checks(spec: IngestSource) -> list[dg.AssetChecksDefinition]:
             FROM changes JOIN stats USING (field_path)
             GROUP BY field_path ORDER BY outliers DESC, field_path
             """,
-            {"s": sources.settings().warehouse_source(spec.source)},
+            {"s": sources.settings().warehouse_source(source.name)},
         )
         total = int(outliers["rows"].sum() or 0)
         flagged = int(outliers["outliers"].sum() or 0)
@@ -282,19 +235,19 @@ def build_ingest_checks(spec: IngestSource) -> list[dg.AssetChecksDefinition]:
         )
 
     @dg.asset_check(
-        asset=spec.asset_name,
+        asset=asset_name(source.name),
         name="fresh",
-        description=f"The source was ingested within {spec.max_age.days} days.",
+        description=f"The source was ingested within {source.max_age.days} days.",
     )
     def fresh(warehouse: WarehouseResource, sources: SourcesResource) -> dg.AssetCheckResult:
         last = warehouse.open().sql(
             "SELECT max(ingested_at) AS t FROM observations WHERE source = $s",
-            {"s": sources.settings().warehouse_source(spec.source)},
+            {"s": sources.settings().warehouse_source(source.name)},
         )["t"][0]
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         age = (now - last) if last is not None else None
         return dg.AssetCheckResult(
-            passed=age is not None and age <= spec.max_age,
+            passed=age is not None and age <= source.max_age,
             severity=dg.AssetCheckSeverity.WARN,
             metadata={
                 "last_ingested": str(last),
@@ -305,8 +258,8 @@ def build_ingest_checks(spec: IngestSource) -> list[dg.AssetChecksDefinition]:
     return [values_are_finite, expected_fields_present, values_plausible, fresh]
 
 
-ingest_assets = [build_ingest_asset(spec) for spec in INGEST_SOURCES]
-ingest_checks = [check for spec in INGEST_SOURCES for check in build_ingest_checks(spec)]
+ingest_assets = [build_ingest_asset(source) for source in REGISTRY]
+ingest_checks = [check for source in REGISTRY for check in build_ingest_checks(source)]
 
 
 class ParquetExportConfig(dg.Config):

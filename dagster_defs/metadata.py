@@ -1,4 +1,4 @@
-"""Small helpers that turn frames into Dagster metadata."""
+"""Small helpers that show frames: as Dagster metadata, or as a table on the terminal."""
 
 from __future__ import annotations
 
@@ -18,6 +18,21 @@ def markdown_table(frame: pl.DataFrame, *, max_rows: int = 20) -> str:
     rows = ["| " + " | ".join(row) + " |" for row in shown.iter_rows()]
     more = [f"\n_{len(frame) - max_rows} more rows_"] if len(frame) > max_rows else []
     return "\n".join([header, rule, *rows, *more])
+
+
+def print_table(frame: pl.DataFrame, *, max_rows: int = 50) -> None:
+    """Print a frame as a readable table, at most `max_rows` rows."""
+    with pl.Config(
+        tbl_rows=max_rows,
+        tbl_cols=-1,
+        fmt_str_lengths=80,
+        tbl_width_chars=200,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+    ):
+        print(frame)
+    if len(frame) > max_rows:
+        print(f"({len(frame)} rows, {max_rows} shown; use --format csv for all)")
 
 
 def image_markdown(path: Path, *, alt: str = "plot") -> str:

@@ -1,14 +1,46 @@
-"""Dagster resources: where the warehouse is and how sources are reached."""
+"""Dagster resources: where the warehouse is and how sources are reached; and the
+config classes built from the library's settings dataclasses (`settings_model`)."""
 
+import dataclasses
 from pathlib import Path
+from typing import Any, TypeVar
 
 import dagster as dg
+import pydantic
 
 from ingest.sources import SourceSettings
 from training.llm import LLMProvider
-from warehouse.catalog import HISTORY_START, LARGE_CAP_TICKERS
+from warehouse.config import config_fields
 from warehouse.paths import default_artifacts_dir
 from warehouse.store import Warehouse
+
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+
+def settings_model(settings: type, base: type[Model]) -> type[Model]:
+    """A `base` (dg.Config or dg.ConfigurableResource) with one field per field of the
+    dataclass `settings`, in plain config types with its defaults (`config_fields`):
+    subclass it to add the rest."""
+    return pydantic.create_model(
+        f"{settings.__name__}Fields",
+        __base__=base,
+        __module__=__name__,
+        **config_fields(settings, _nested_config),
+    )
+
+
+def _nested_config(settings: type, fields: dict[str, Any]) -> type[dg.Config]:
+    """The config class of a dataclass nested in settings (e.g. a retry policy)."""
+    return pydantic.create_model(
+        f"{settings.__name__}Config", __base__=dg.Config, __module__=__name__, **fields
+    )
+
+
+def settings_of(config: pydantic.BaseModel, settings: type) -> Any:
+    """The `settings` dataclass of a `settings_model` config (its other fields left out),
+    through the dataclass's `from_dict`."""
+    names = {f.name for f in dataclasses.fields(settings)}
+    return settings.from_dict(config.model_dump(include=names))
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -22,35 +54,17 @@ class WarehouseResource(dg.ConfigurableResource):
         return Warehouse(self.path, read_only=read_only, lock_timeout=self.lock_timeout)
 
 
-class SourcesResource(dg.ConfigurableResource):
-    """Source mode (synthetic | recorded | live) and what each mode needs.
+class SourcesResource(settings_model(SourceSettings, dg.ConfigurableResource)):
+    """Source mode (synthetic | recorded | live) and what each mode needs: one field per
+    field of `ingest.sources.SourceSettings`, in config types (paths as text, lists).
 
     Set the FRED key through the environment (`FRED_API_KEY`, wired as an EnvVar) so
     it never appears in run config or the UI.
     """
 
-    mode: str = "synthetic"
-    recorded_dir: str | None = None
-    start_date: str = HISTORY_START
-    end_date: str | None = None
-    seed: int = 0
-    tickers: list[str] = list(LARGE_CAP_TICKERS)
-    fred_api_key: str | None = None
-    news_path: str | None = None
-    tabular_spec: str | None = None
-
     def settings(self) -> SourceSettings:
-        return SourceSettings(
-            mode=self.mode,  # type: ignore[arg-type]  # validated by SourceSettings
-            recorded_dir=Path(self.recorded_dir) if self.recorded_dir else None,
-            start_date=self.start_date,
-            end_date=self.end_date,
-            seed=self.seed,
-            tickers=tuple(self.tickers),
-            fred_api_key=self.fred_api_key,
-            news_path=Path(self.news_path) if self.news_path else None,
-            tabular_spec=Path(self.tabular_spec) if self.tabular_spec else None,
-        )
+        """The library's settings of this configuration."""
+        return settings_of(self, SourceSettings)
 
 
 class ArtifactsResource(dg.ConfigurableResource):

@@ -12,15 +12,10 @@ from typing import TypeVar
 
 import polars as pl
 
+from warehouse.validation import LONG_SCHEMA
+
 log = logging.getLogger("guwm.ingest")
 T = TypeVar("T")
-
-LONG_SCHEMA = {
-    "field_path": pl.Utf8,
-    "observed_at": pl.Datetime("us"),
-    "value": pl.Float64,
-    "known_at": pl.Datetime("us"),
-}
 
 
 def empty_long_frame() -> pl.DataFrame:
@@ -113,8 +108,13 @@ class RetryPolicy:
     timeout: float = 30.0
     rate_limit_delay: float = 20.0
 
-    def delay(self, attempt: int, *, rate_limited: bool = False) -> float:
-        """Seconds to wait before retry number `attempt` (1-based)."""
+    def delay(
+        self, attempt: int, *, rate_limited: bool = False, retry_after: float | None = None
+    ) -> float:
+        """Seconds to wait before retry number `attempt` (1-based); a server's
+        `retry_after` (seconds) replaces the backoff, capped at max_delay."""
+        if retry_after is not None:
+            return min(self.max_delay, retry_after)
         base = self.rate_limit_delay if rate_limited else self.base_delay
         return min(self.max_delay, base * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
@@ -127,10 +127,14 @@ def call_with_retries(
     retry_on: tuple[type[BaseException], ...],
     secrets: Iterable[str] = (),
     sleep: Callable[[float], None] = time.sleep,
+    give_up: Callable[[int, BaseException], BaseException] | None = None,
 ) -> T:
-    """Call `fn`, retrying on `retry_on` with backoff; the last error becomes a SourceError.
+    """Call `fn`, retrying on `retry_on` with backoff; the last error becomes a SourceError,
+    or `give_up(attempts, error)` when given.
 
-    Error texts are redacted of `secrets` (API keys) before they are logged or raised.
+    Error texts are redacted of `secrets` (API keys) before they are logged or raised. An
+    error with a `retry_after` attribute (seconds, as a server's Retry-After asks) waits
+    that long instead of the backoff.
     """
     secrets = tuple(secrets)
     for attempt in range(1, policy.attempts + 1):
@@ -139,8 +143,14 @@ def call_with_retries(
         except retry_on as err:
             message = redact(f"{type(err).__name__}: {err}", secrets)
             if attempt == policy.attempts:
+                if give_up is not None:
+                    raise give_up(attempt, err) from None
                 raise SourceError(f"{what}: gave up after {attempt} attempts: {message}") from None
-            wait = policy.delay(attempt, rate_limited=isinstance(err, RateLimitedError))
+            wait = policy.delay(
+                attempt,
+                rate_limited=isinstance(err, RateLimitedError),
+                retry_after=getattr(err, "retry_after", None),
+            )
             log.info("%s: attempt %d failed (%s); retrying in %.1fs", what, attempt, message, wait)
             sleep(wait)
     raise AssertionError("unreachable")

@@ -38,24 +38,27 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from canvas.spec import DatasetSpec
 from ingest.base import (
-    LONG_SCHEMA,
     FetchResult,
     RateLimitedError,
     RetryPolicy,
     SourceError,
     call_with_retries,
 )
-from ingest.tabular import Table, observation_bounds, parse_columns, read_table
+from ingest.protocol import EARNINGS_NEWS_REFRESH, Source, from_synthetic_world, synthetic_fields
+from ingest.sources import SourceSettings
+from ingest.tables import Table, observation_bounds, parse_columns, read_table
+from warehouse import clock
 from warehouse.catalog import LARGE_CAP_TICKERS
 from warehouse.schema import firm_entity
+from warehouse.spec import DatasetSpec
+from warehouse.validation import LONG_SCHEMA
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -152,7 +155,7 @@ def reports_to_long(
     Reports without an actual, or known after `now`, are dropped; the rest are
     deduplicated per firm and quarter (:func:`dedupe_reports`).
     """
-    now = now or _utc_now()
+    now = now or clock.utc_now()
     clean = reports.cast(REPORTS_SCHEMA).filter(  # type: ignore[arg-type]
         pl.col("eps_actual").is_finite()
         & pl.col("observed_at").is_not_null()
@@ -474,11 +477,36 @@ def _as_datetime(value: dt.date | str) -> dt.datetime:
     return _as_datetime(dt.date.fromisoformat(str(value)[:10]))
 
 
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+# -- the source --------------------------------------------------------------------------
+
+
+def _recorded(settings: SourceSettings, since: Mapping[str, dt.date]) -> FetchResult:
+    return load_earnings_recorded(Path(settings.recorded_dir), tickers=list(settings.tickers))
+
+
+def _live(settings: SourceSettings, since: Mapping[str, dt.date]) -> FetchResult:
+    return fetch_earnings_live(list(settings.tickers), policy=settings.policy)
+
+
+def _expected_fields(settings: SourceSettings) -> list[str]:
+    if settings.mode == "synthetic":
+        return synthetic_fields(SOURCE, settings)
+    return sorted(f"{firm_entity(t)}.earnings.{f}" for t in settings.tickers for f in FIELDS)
+
+
+EARNINGS_SOURCE = Source(
+    name=SOURCE,
+    description="Quarterly EPS actual, estimate and surprise per firm "
+    "(firm_<TICKER>.earnings.*), known at the report date.",
+    modes={"synthetic": from_synthetic_world(SOURCE), "recorded": _recorded, "live": _live},
+    expected_fields=_expected_fields,
+    max_age=dt.timedelta(days=100),
+    refresh=EARNINGS_NEWS_REFRESH,
+)
 
 
 __all__ = [
+    "EARNINGS_SOURCE",
     "FIELDS",
     "REPORTS_SCHEMA",
     "dedupe_reports",

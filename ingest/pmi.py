@@ -3,7 +3,7 @@
 ISM data is not on FRED and has no public API, so `pmi_adapter` reads CSV (or Parquet)
 files from local paths or URLs, each with a reference-month date column and a value
 column (``Date,Value`` as in ISM exports; a UTF-8 BOM is handled). Parsing is
-:mod:`ingest.tabular`'s, so errors name file, column and row the same way.
+:mod:`ingest.tables`'s, so errors name file, column and row the same way.
 
 Time stamps
 -----------
@@ -49,20 +49,24 @@ from pathlib import Path
 
 import polars as pl
 
-from canvas.spec import DatasetSpec
 from ingest.base import (
-    LONG_SCHEMA,
+    FetchResult,
     RateLimitedError,
     RetryPolicy,
     SourceError,
     call_with_retries,
     empty_long_frame,
 )
-from ingest.tabular import Table, TabularError, read_table, to_long
+from ingest.protocol import MACRO_REFRESH, Source, from_synthetic_world, synthetic_fields
+from ingest.sources import SourceSettings
+from ingest.tables import Table, TabularError, read_table, to_long
 from warehouse.schema import UnknownFieldError, default_schema
+from warehouse.spec import DatasetSpec
+from warehouse.validation import LONG_SCHEMA
 
 __all__ = [
     "MANUFACTURING",
+    "PMI_SOURCE",
     "RECORDED_FILES",
     "SERVICES",
     "ism_holidays",
@@ -372,6 +376,23 @@ def pmi_adapter(
     `recorded_dir` fills whichever of the three files are not given from
     ``recorded_dir/surveys/`` (see RECORDED_FILES). URLs are fetched with `policy`.
     """
+    series, consensus_file = _inputs(manufacturing, services, sub_indices, consensus, recorded_dir)
+    frame = _read(series, consensus_file, policy)
+    paths = list(series) + (
+        [f"{MANUFACTURING}.pmi", CONSENSUS_FIELD] if consensus_file is not None else []
+    )
+    keys = {p.removeprefix("country_us.surveys."): p for p in dict.fromkeys(paths)}
+    return DatasetSpec.from_fields(SOURCE, keys), frame
+
+
+def _inputs(
+    manufacturing: str | Path | None,
+    services: str | Path | None,
+    sub_indices: Mapping[str, str | Path] | None,
+    consensus: str | Path | None,
+    recorded_dir: Path | None,
+) -> tuple[dict[str, str | Path], str | Path | None]:
+    """The file of each series (by field path) and the consensus file, if any."""
     sources: dict[str, str | Path] = {}
     if recorded_dir is not None:
         root = Path(recorded_dir)
@@ -395,23 +416,51 @@ def pmi_adapter(
             "pmi_adapter needs at least one file: manufacturing=, services=, sub_indices=, "
             "consensus= (paths or URLs) or recorded_dir="
         )
+    return series, sources.get("consensus")
 
+
+def _read(
+    series: Mapping[str, str | Path], consensus: str | Path | None, policy: RetryPolicy
+) -> pl.DataFrame:
+    """Long-format rows of every series file, the headline with the consensus' vintages."""
     frames = {path: _series(src, path, policy) for path, src in series.items()}
     parts = [f for path, f in frames.items() if path != f"{MANUFACTURING}.pmi"]
-    if "consensus" in sources:
-        prints, forecasts = _consensus(sources["consensus"], policy)
+    if consensus is not None:
+        prints, forecasts = _consensus(consensus, policy)
         headline = frames.get(f"{MANUFACTURING}.pmi", empty_long_frame())
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
         parts += [_with_vintages(headline, prints, now).select(list(LONG_SCHEMA)), forecasts]
     elif f"{MANUFACTURING}.pmi" in frames:
         parts.append(frames[f"{MANUFACTURING}.pmi"])
-    frame = (
+    return (
         pl.concat([p.select(list(LONG_SCHEMA)).cast(LONG_SCHEMA) for p in parts])
         if parts
         else empty_long_frame()
     ).sort("field_path", "observed_at", "known_at")
-    paths = list(series) + (
-        [f"{MANUFACTURING}.pmi", CONSENSUS_FIELD] if "consensus" in sources else []
-    )
-    keys = {p.removeprefix("country_us.surveys."): p for p in dict.fromkeys(paths)}
-    return DatasetSpec.from_fields(SOURCE, keys), frame
+
+
+# -- the source --------------------------------------------------------------------------
+
+
+def _recorded(settings: SourceSettings, since: Mapping[str, dt.date]) -> FetchResult:
+    series, consensus = _inputs(None, None, None, None, Path(settings.recorded_dir))
+    return FetchResult("pmi", _read(series, consensus, settings.policy))
+
+
+def _expected_fields(settings: SourceSettings) -> list[str]:
+    if settings.mode == "synthetic":
+        return synthetic_fields("pmi", settings)
+    return [f"{MANUFACTURING}.pmi", f"{SERVICES}.pmi"]
+
+
+PMI_SOURCE = Source(
+    name="pmi",
+    description="ISM manufacturing and services PMI with sub-indices, known at "
+    "their release on a business day of the next month.",
+    modes={"synthetic": from_synthetic_world("pmi"), "recorded": _recorded},
+    expected_fields=_expected_fields,
+    max_age=dt.timedelta(days=35),
+    refresh=MACRO_REFRESH,
+    missing_mode_hint="ISM data is not on FRED and has no public API: point pmi_adapter at "
+    "your ISM CSV files, or use the recorded mode",
+)

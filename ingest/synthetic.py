@@ -47,6 +47,7 @@ sources (``fred``, ``yahoo``, ``pmi``, ``earnings``) and the raw ``headlines``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import zlib
 from dataclasses import dataclass
@@ -55,9 +56,9 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
-from ingest.base import LONG_SCHEMA
 from warehouse.catalog import LARGE_CAP_TICKERS
 from warehouse.schema import firm_entity
+from warehouse.validation import LONG_SCHEMA
 
 __all__ = [
     "FACTORS",
@@ -71,6 +72,7 @@ __all__ = [
     "SyntheticWorldConfig",
     "generate_world",
     "synthetic_outage",
+    "synthetic_world",
 ]
 
 FACTORS: tuple[str, ...] = (
@@ -389,6 +391,12 @@ def generate_world(config: SyntheticWorldConfig = SyntheticWorldConfig()) -> Syn
         sources=sources,
         headlines=_headlines(config, cal, factors),
     )
+
+
+@functools.lru_cache(maxsize=2)
+def synthetic_world(config: SyntheticWorldConfig) -> SyntheticWorld:
+    """The synthetic world for a config, generated once per process."""
+    return generate_world(config)
 
 
 def synthetic_outage(config: SyntheticWorldConfig) -> Outage | None:

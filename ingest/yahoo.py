@@ -54,17 +54,20 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from canvas.spec import DatasetSpec
 from ingest.base import (
-    LONG_SCHEMA,
     FetchResult,
     RateLimitedError,
     RetryPolicy,
     SourceError,
     call_with_retries,
 )
-from ingest.tabular import LINE, ROW, Table, observation_bounds, parse_columns, read_table
+from ingest.protocol import MARKET_REFRESH, Source, from_synthetic_world, synthetic_fields
+from ingest.sources import SourceSettings
+from ingest.tables import LINE, ROW, Table, observation_bounds, parse_columns, read_table
+from warehouse import clock
 from warehouse.catalog import LARGE_CAP_TICKERS
+from warehouse.spec import DatasetSpec
+from warehouse.validation import LONG_SCHEMA
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -318,7 +321,7 @@ def prices_to_long(
     earlier prices only seed returns and volatility. Bars not closed by `now` are dropped.
     """
     table = _instrument_frame(instruments)
-    now = now or _utc_now()
+    now = now or clock.utc_now()
     close = pl.col("close")
     prev = close.shift(1).over("symbol")
     frame = (
@@ -838,14 +841,45 @@ def _as_date(value: dt.date | dt.datetime | str) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+# -- the source --------------------------------------------------------------------------
+
+
+def _recorded(settings: SourceSettings, since: Mapping[str, dt.date]) -> FetchResult:
+    return load_yahoo_recorded(Path(settings.recorded_dir))
+
+
+def _live(settings: SourceSettings, since: Mapping[str, dt.date]) -> FetchResult:
+    return fetch_yahoo_live(
+        list(SYMBOLS), start=settings.start_date, since=dict(since), policy=settings.policy
+    )
+
+
+def _expected_fields(settings: SourceSettings) -> list[str]:
+    if settings.mode == "synthetic":
+        return synthetic_fields(SOURCE, settings)
+    if settings.mode == "live":
+        return sorted({p for i in INSTRUMENTS for p in i.paths})
+    files = (Path(settings.recorded_dir) / "market").rglob("*.csv")
+    symbols = {symbol_from_filename(p.stem) for p in files}
+    return sorted({p for i in INSTRUMENTS if i.symbol in symbols for p in i.paths})
+
+
+YAHOO_SOURCE = Source(
+    name=SOURCE,
+    description="Daily closes, returns and realised volatility of equity indices, "
+    "large caps, Treasury yields, FX, commodities and crypto from Yahoo Finance.",
+    modes={"synthetic": from_synthetic_world(SOURCE), "recorded": _recorded, "live": _live},
+    expected_fields=_expected_fields,
+    max_age=dt.timedelta(days=4),
+    refresh=MARKET_REFRESH,
+)
 
 
 __all__ = [
     "BY_SYMBOL",
     "INSTRUMENTS",
     "SYMBOLS",
+    "YAHOO_SOURCE",
     "AssetClass",
     "Instrument",
     "fetch_yahoo_live",

@@ -15,7 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 import polars as pl
 
 from tests.test_warehouse import batch
-from warehouse.store import Warehouse, observations_hash
+from warehouse.reader import observations_hash
+from warehouse.store import Warehouse
 
 UNRATE = "country_us.macro.labor.unemployment_rate"
 CPI = "country_us.macro.inflation.headline_cpi"

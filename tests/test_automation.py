@@ -44,7 +44,7 @@ def _ingest(resources: dict[str, object], *sources: str) -> None:
 
 
 def _build_canvas(resources: dict[str, object], end: str) -> None:
-    config = {"T": 6, "d_model": 16, "start": "2015-01-01", "end": end}
+    config = {"T": 6, "start": "2015-01-01", "end": end}
     result = dg.materialize(
         [canvas_tensors],
         resources=resources,

@@ -22,7 +22,7 @@ from training.backbones import (
     build_backbone,
     cogvideox_2b_trainable_fraction,
 )
-from warehouse.schema import Field
+from warehouse.fields import Field
 
 TINY = {
     "num_attention_heads": 2,

@@ -214,6 +214,8 @@ def test_manifest_records_layout_and_splits(world_warehouse, tmp_path):
     assert bounds["train"][0] == 0 and bounds["test"][1] == manifest.n_windows
     assert bounds["train"][1] == bounds["val"][0] and bounds["val"][1] == bounds["test"][0]
     assert compile_layout("financial", "country_us", T=6).layout_hash() != layout.layout_hash()
+    # the model's width is not the canvas's: another d_model reads the same shards
+    assert compile_layout("financial", T=6, d_model=32).layout_hash() == layout.layout_hash()
     with pytest.raises(ValueError, match="a window needs T=6"):
         materialize_canvas(
             world_warehouse, layout, tmp_path / "d", start="2010-01-01", end="2010-03-01"

@@ -14,8 +14,8 @@ from canvas.dataset import HeterogeneousDataset
 from canvas.layout import compile_layout
 from canvas.materialize import CanvasManifest, materialize_canvas
 from canvas.shards import LayoutMismatchError, ShardDataset, build_shard_dataloader, denormalise
-from canvas.spec import DatasetSpec
 from ingest.synthetic import SyntheticWorldConfig, generate_world
+from warehouse.spec import DatasetSpec
 from warehouse.store import Warehouse
 
 CPI = "country_us.macro.inflation.headline_cpi"
@@ -102,7 +102,7 @@ def test_a_loader_epoch_returns_the_split_in_order(canvas_dir, layout):
 
 
 def test_a_layout_hash_mismatch_is_a_clear_error(canvas_dir, layout):
-    other = compile_layout("country_us.macro", "financial", T=6, d_model=32)
+    other = compile_layout("country_us.macro", "financial", T=4)
     with pytest.raises(LayoutMismatchError, match="shards at .* were made with layout") as err:
         ShardDataset(canvas_dir, layout=other)
     assert layout.layout_hash() in str(err.value) and other.layout_hash() in str(err.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -153,3 +154,50 @@ def test_materialize_runs_a_selection_into_the_instance_beside_the_warehouse(tmp
     typo = run("pmi_observatons")
     assert typo.returncode == 1 and len(typo.stderr.strip().splitlines()) == 1
     assert "no asset matches 'pmi_observatons'; did you mean: pmi_observations" in typo.stderr
+
+
+def test_sql_imports_neither_torch_nor_dagster(warehouse):
+    code = (
+        "import sys; from dagster_defs.cli import main; "
+        f"rc = main(['--warehouse', {str(warehouse)!r}, 'sql', 'select 1']); "
+        "print(rc, 'torch' in sys.modules, 'dagster' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "0 False False"
+
+
+def _subcommand(parser: argparse.ArgumentParser, *names: str) -> argparse.ArgumentParser:
+    for name in names:
+        (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        parser = sub.choices[name]
+    return parser
+
+
+def test_the_library_dagster_and_the_cli_take_the_same_settings():
+    from dagster_defs.cli import build_parser
+    from dagster_defs.curriculum_assets import CurriculumResource
+    from dagster_defs.training_assets import WorldModelConfig
+    from training.cli import settings_from_args
+    from training.settings import CurriculumSettings, WorldModelSettings
+
+    names = set(CurriculumSettings.names())
+    assert set(CurriculumResource.model_fields) - names == {
+        "threads",
+        "nproc_per_node",
+        "steps_per_tier",
+    }
+    assert names <= set(CurriculumResource.model_fields)
+    assert set(WorldModelConfig.model_fields) == set(WorldModelSettings.names())
+    assert CurriculumResource().settings() == CurriculumSettings()
+    assert WorldModelConfig().settings() == WorldModelSettings()
+    parser = build_parser()
+    for action in ("run", "estimate"):
+        dests = {a.dest for a in _subcommand(parser, "curriculum", action)._actions}
+        assert names <= dests, names - dests
+    args = parser.parse_args(["curriculum", "run", "--d-model", "32", "--attention", "full"])
+    assert settings_from_args(args, CurriculumSettings()) == CurriculumSettings(
+        d_model=32, attention="full"
+    )
+    resource = CurriculumResource(adapter_rank=4, train_end="2015-01-01")
+    assert resource.settings() == CurriculumSettings(adapter_rank=4, train_end="2015-01-01")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import subprocess
 import sys
@@ -15,6 +16,9 @@ import pytest
 from dagster_defs import defs
 from dagster_defs.ingest_assets import ingest_assets, ingest_checks
 from dagster_defs.resources import SourcesResource, WarehouseResource
+from ingest.base import RetryPolicy
+from ingest.registry import SOURCES
+from ingest.sources import SourceSettings
 from warehouse.store import Warehouse
 
 SCALAR_SOURCES = ("fred", "yahoo", "pmi", "earnings")
@@ -122,6 +126,40 @@ def test_recorded_mode_without_a_directory_is_a_clear_error(tmp_path):
         dg.materialize(
             _selection(["fred"]), resources=_resources(tmp_path / "w.duckdb", mode="recorded")
         )
+
+
+def test_the_resource_takes_every_source_setting_with_its_default(tmp_path):
+    names = {f.name for f in dataclasses.fields(SourceSettings)}
+    assert set(SourcesResource.model_fields) == names
+    assert SourcesResource().settings() == SourceSettings()
+    resource = SourcesResource(
+        mode="recorded",
+        recorded_dir=str(tmp_path),
+        end_date="2019-12-31",
+        tickers=["AAPL"],
+        news_path="",
+        policy={"attempts": 2, "timeout": 5.0},
+    )
+    assert resource.settings() == SourceSettings(
+        mode="recorded",
+        recorded_dir=tmp_path,
+        end_date="2019-12-31",
+        tickers=("AAPL",),
+        policy=RetryPolicy(attempts=2, timeout=5.0),
+    )
+
+
+def test_every_registered_source_has_an_asset_checks_and_a_schedule():
+    assets = {a.key.to_user_string() for a in ingest_assets}
+    assert assets == {f"{name}_observations" for name in SOURCES}
+    checked = {next(iter(c.check_keys)).asset_key.to_user_string() for c in ingest_checks}
+    assert checked == assets
+    scheduled = {
+        key.to_user_string()
+        for schedule in defs.schedules
+        for key in defs.resolve_job_def(schedule.job_name).asset_layer.selected_asset_keys
+    }
+    assert assets <= scheduled
 
 
 def test_dagster_cli_validates_the_code_location():

@@ -32,10 +32,8 @@ def resources_for(tmp_path):
 
 CONFIG = {
     "ops": {
-        "canvas_tensors": {
-            "config": {"T": 6, "d_model": 32, "start": "2008-01-01", "cutoffs_per_step": 2}
-        },
-        "world_model": {"config": {"n_steps": 30, "n_layers": 1}},
+        "canvas_tensors": {"config": {"T": 6, "start": "2008-01-01", "cutoffs_per_step": 2}},
+        "world_model": {"config": {"n_steps": 30, "n_layers": 1, "d_model": 32}},
     }
 }
 
@@ -110,7 +108,7 @@ def test_the_gate_refuses_an_untrained_model_and_keeps_the_served_one(tmp_path):
     resources = resources_for(tmp_path)
     graph = defs.resolve_asset_graph()
     chosen = [a for a in defs.assets if graph.get(next(iter(a.keys))).group_name != "curriculum"]
-    config = {"ops": {**CONFIG["ops"], "world_model": {"config": {"n_steps": 1}}}}
+    config = {"ops": {**CONFIG["ops"], "world_model": {"config": {"n_steps": 1, "d_model": 32}}}}
     root = tmp_path / "artifacts" / "world_model"
     previous = tmp_path / "previous_run"
     previous.mkdir()
@@ -142,13 +140,24 @@ def test_the_gate_refuses_an_untrained_model_and_keeps_the_served_one(tmp_path):
 
 def test_early_stopping_watches_the_configured_validation_task(tmp_path):
     from canvas import compile_layout
-    from dagster_defs.training_assets import WorldModelConfig, build_trainer
     from training.config import FORECAST_MASKING, MaskingConfig
+    from training.settings import WorldModelSettings
+    from training.world_model import world_model_trainer
 
     bound = compile_layout("country_us.macro.inflation", T=4, d_model=16)
-    trainer = build_trainer(WorldModelConfig(), bound, tmp_path / "a")
+    trainer = world_model_trainer(bound, WorldModelSettings(), tmp_path / "a")
     assert trainer.config.val_masking == FORECAST_MASKING
-    mixed = build_trainer(WorldModelConfig(stop_on="training_mix"), bound, tmp_path / "b")
+    mixed = world_model_trainer(bound, WorldModelSettings(stop_on="training_mix"), tmp_path / "b")
     assert mixed.config.val_masking == MaskingConfig() == mixed.config.masking
     with pytest.raises(ValueError, match="stop_on must be one of"):
-        build_trainer(WorldModelConfig(stop_on="loss"), bound, tmp_path / "c")
+        world_model_trainer(bound, WorldModelSettings(stop_on="loss"), tmp_path / "c")
+
+
+def test_a_run_directory_per_layout_backbone_and_width(tmp_path):
+    from training.settings import WorldModelSettings
+    from training.world_model import run_dir
+
+    assert run_dir(tmp_path, "abc", WorldModelSettings()) == tmp_path / "abc-scratch"
+    # the width is not in the layout hash: another width is another run
+    wide = run_dir(tmp_path, "abc", WorldModelSettings(d_model=32))
+    assert wide == tmp_path / "abc-scratch-d32"

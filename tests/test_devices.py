@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from canvas.layout import compile_layout
-from dagster_defs.training_assets import WorldModelConfig, build_trainer
 from training import distributed
 from training.backbones import CogVideoXGraft
 from training.devices import DeviceUnavailableError, available_devices, check_device
+from training.settings import WorldModelSettings
+from training.world_model import world_model_trainer
 
 # a CUDA device this machine does not have: any on a CPU machine, one past the last on a GPU one
 MISSING = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
@@ -38,7 +39,7 @@ def test_the_trainer_and_the_graft_check_before_any_work(tmp_path):
         distributed.local_device(MISSING, distributed.World())
     bound = compile_layout("country_us.macro.inflation", T=2, d_model=8)
     with pytest.raises(DeviceUnavailableError):  # the world model asset's path
-        build_trainer(WorldModelConfig(device=MISSING, n_layers=1), bound, tmp_path)
+        world_model_trainer(bound, WorldModelSettings(device=MISSING, n_layers=1), tmp_path)
     # the graft refuses before reading weights: no weights exist for this id at all
     with pytest.raises(DeviceUnavailableError):
         CogVideoXGraft(bound, pretrained_model_id="/nonexistent/weights", device=MISSING)

@@ -17,7 +17,7 @@ import torch
 
 from dagster_defs.curriculum_assets import CurriculumResource, build_curriculum_assets
 from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
-from ingest import news
+from ingest import embeddings
 from ingest.synthetic import SyntheticWorldConfig, generate_world
 from tests.distributed_worker import N_STEPS, STOP, tiny_setup, tiny_trainer
 from training.checkpoint import load_checkpoint, trainable_state
@@ -42,7 +42,9 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 def stand_in_encode(texts: list[str], batch_size: int) -> np.ndarray:
     """Unit vectors seeded by the texts: field identities without the sentence model."""
     seeds = [int(hashlib.sha256(t.encode()).hexdigest()[:8], 16) for t in texts]
-    vectors = np.stack([np.random.default_rng(s).standard_normal(news.DIMENSION) for s in seeds])
+    vectors = np.stack(
+        [np.random.default_rng(s).standard_normal(embeddings.DIMENSION) for s in seeds]
+    )
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -52,7 +54,7 @@ def field_embeddings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     torchrun ranks inherit: no process loads the sentence model."""
     patch = pytest.MonkeyPatch()
     patch.setenv("GUWM_EMBEDDING_CACHE", str(tmp_path_factory.mktemp("embeddings")))
-    patch.setattr(news, "_encode", stand_in_encode)
+    patch.setattr(embeddings, "encode", stand_in_encode)
     yield
     patch.undo()
 

@@ -2,7 +2,7 @@
 clear error naming the source (and field and row where they apply), and the warehouse
 exactly as it was before (row count, content hash, run log).
 
-Every case goes through what the ingest assets run: `ingest.sources.fetch` (recorded or
+Every case goes through what the ingest assets run: `ingest.registry.fetch` (recorded or
 live mode) then `Warehouse.ingest`, into one warehouse holding earlier data. PMI URLs go
 through `pmi_adapter` (ISM has no live mode). yfinance hard-codes Yahoo's hosts and TLS,
 so its live faults are injected at the `yf.download` boundary instead of a socket.
@@ -33,11 +33,12 @@ from faults_support import (
 )
 
 import ingest.earnings
-import ingest.fred
+import ingest.fred_client
 import ingest.yahoo
 from ingest.base import RetryPolicy, SourceError
 from ingest.pmi import pmi_adapter
-from ingest.sources import SourceSettings, fetch
+from ingest.registry import fetch
+from ingest.sources import SourceSettings
 from warehouse.store import Warehouse
 from warehouse.validation import IngestError
 
@@ -375,7 +376,7 @@ def live_fred(monkeypatch: pytest.MonkeyPatch):
     def start(reply: Reply):
         server = loopback(lambda request: reply)
         loop = server.__enter__()
-        monkeypatch.setattr(ingest.fred._FredClient, "root_url", f"{loop.url}/fred")
+        monkeypatch.setattr(ingest.fred_client.FredClient, "root_url", f"{loop.url}/fred")
         started.append(server)
         return loop
 

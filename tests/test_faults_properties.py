@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from canvas.align import place, step_edges
 from canvas.layout import compile_layout
 from canvas.materialize import CanvasManifest, materialize_canvas
-from canvas.spec import DatasetSpec
+from warehouse.spec import DatasetSpec
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.faults

@@ -20,23 +20,20 @@ from xml.sax.saxutils import quoteattr
 import polars as pl
 import pytest
 
-from ingest.base import LONG_SCHEMA, RetryPolicy, SourceError
+from ingest.base import RetryPolicy, SourceError
 from ingest.fred import (
-    FRED_SERIES,
-    MOM_DIFF,
-    QOQ_SAAR,
     UNREACHABLE_AFTER,
-    YOY_PCT,
-    _FredClient,
     fetch_fred_live,
     fred_adapter,
     fred_series_info,
     load_fred_recorded,
-    read_fred_md,
-    series_by_id,
 )
+from ingest.fred_client import FredClient
+from ingest.fred_recorded import read_fred_md
+from ingest.fred_series import FRED_SERIES, MOM_DIFF, QOQ_SAAR, YOY_PCT, series_by_id
 from warehouse.schema import default_schema
 from warehouse.store import Warehouse
+from warehouse.validation import LONG_SCHEMA
 
 KEY = "SENTINEL_KEY_123"
 FIXTURES = Path(__file__).parent / "fixtures" / "fred"
@@ -287,12 +284,12 @@ def test_fredapi_still_fetches_through_the_overridden_method(
     import fredapi
 
     assert "_Fred__fetch_data" in vars(fredapi.Fred), (
-        f"fredapi {fredapi.__version__} has no Fred.__fetch_data: _FredClient no longer "
+        f"fredapi {fredapi.__version__} has no Fred.__fetch_data: FredClient no longer "
         "overrides its network call"
     )
     fetched: list[str] = []
 
-    def answer(self: _FredClient, url: str) -> ET.Element:
+    def answer(self: FredClient, url: str) -> ET.Element:
         fetched.append(url)
         return ET.fromstring(
             '<seriess count="1"><series id="X" title="x" frequency_short="M" '
@@ -303,8 +300,8 @@ def test_fredapi_still_fetches_through_the_overridden_method(
             'realtime_end="9999-12-31" date="2020-01-01" value="1.5"/></observations>'
         )
 
-    monkeypatch.setattr(_FredClient, "_get", answer)
-    client = _FredClient("k" * 32, timeout=1.0)
+    monkeypatch.setattr(FredClient, "_get", answer)
+    client = FredClient("k" * 32, timeout=1.0)
     client.get_series("X")
     client.get_series_all_releases("X")
     client.get_series_info("X")

@@ -155,10 +155,10 @@ def test_guwm_nowcast_serves_the_promoted_run_with_intervals(trained, capsys):
     import json
 
     from canvas.shards import ShardDataset
+    from dagster_defs.cli import main
     from training.evaluate import CELL_TASKS, evaluate
     from training.intervals import ERRORS, validation_errors
     from training.serving import GateResult, promote
-    from warehouse.cli import main
     from warehouse.paths import default_artifacts_dir
 
     wh, root, bound, manifest, _ = trained

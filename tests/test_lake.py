@@ -21,13 +21,14 @@ from canvas.layout import compile_layout
 from canvas.materialize import CanvasManifest, materialize_canvas
 from canvas.sources import sources_from_warehouse
 from dagster_defs.canvas_assets import canvas_tensors
+from dagster_defs.cli import main
 from dagster_defs.ingest_assets import warehouse_parquet
 from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
 from ingest.synthetic import SyntheticWorldConfig, generate_world
 from warehouse import lake
-from warehouse.cli import main
 from warehouse.lake import LakeNotFoundError, LakeReader, lake_columns
-from warehouse.store import Warehouse, observations_hash
+from warehouse.reader import observations_hash
+from warehouse.store import Warehouse
 
 NOW = dt.datetime(2025, 6, 1)
 NEWS = "narratives.news.embedding"

@@ -9,28 +9,26 @@ import numpy as np
 import polars as pl
 import pytest
 
-from ingest import news
+from ingest import embeddings, news
+from ingest.embeddings import DIMENSION, embed_texts, embedding_stats
 from ingest.news import (
-    DIMENSION,
     EMBEDDING_FIELD,
     NEWS_SCHEMA,
     SENTIMENT_FIELD,
     VOLUME_FIELD,
     daily_news_fields,
-    embed_texts,
-    embedding_stats,
     news_adapter,
     read_recorded_news,
     sentiment_scores,
 )
-from ingest.tabular import TabularError
+from ingest.tables import TabularError
 from warehouse.store import Warehouse
 
 
 @pytest.fixture(scope="module")
 def model():
     """The sentence-transformers model, loaded once for this module (a few seconds)."""
-    return news.get_model()
+    return embeddings.get_model()
 
 
 @pytest.fixture
@@ -164,8 +162,8 @@ def test_second_run_embeds_nothing(model, tmp_path, encode_calls):
     first = daily_news_fields(HEADLINES, cache_dir=cache, batch_size=2)
     assert sum(encode_calls) == 4  # 4 distinct texts, in model calls of at most 2
     assert max(encode_calls) <= 2
-    shards = list((cache / news.MODEL_NAME).glob("part-*.parquet"))
-    assert shards and not list((cache / news.MODEL_NAME).glob(".*tmp"))
+    shards = list((cache / embeddings.MODEL_NAME).glob("part-*.parquet"))
+    assert shards and not list((cache / embeddings.MODEL_NAME).glob(".*tmp"))
     encode_calls.clear()
     middle = embedding_stats()
     second = daily_news_fields(HEADLINES, cache_dir=cache)
@@ -177,10 +175,10 @@ def test_second_run_embeds_nothing(model, tmp_path, encode_calls):
 
 
 def test_cache_shards_are_compacted(model, tmp_path, monkeypatch):
-    monkeypatch.setattr(news, "COMPACT_ABOVE", 2)
+    monkeypatch.setattr(embeddings, "COMPACT_ABOVE", 2)
     texts = ["Oil prices rise", "Gold hits a record", "Bond yields fall", "The dollar weakens"]
     vectors = np.vstack([embed_texts([text], tmp_path) for text in texts])  # a shard each
-    shards = list((tmp_path / news.MODEL_NAME).glob("part-*.parquet"))
+    shards = list((tmp_path / embeddings.MODEL_NAME).glob("part-*.parquet"))
     assert len(shards) <= 2
     stored = pl.read_parquet(shards)
     assert stored["hash"].n_unique() == 4 == len(stored)
@@ -267,9 +265,9 @@ def test_synthetic_headlines_frame(model, tmp_path):
 
 
 def test_default_cache_dir_is_under_the_data_dir(monkeypatch, tmp_path):
-    monkeypatch.setattr(news, "data_dir", lambda: tmp_path)
-    monkeypatch.delenv(news.CACHE_ENV, raising=False)
-    assert news.EmbeddingCache().dir == tmp_path / "embedding_cache" / news.MODEL_NAME
-    monkeypatch.setenv(news.CACHE_ENV, str(tmp_path / "env"))
-    assert news.EmbeddingCache().dir == tmp_path / "env" / news.MODEL_NAME
-    assert Path(news.EmbeddingCache(tmp_path / "x").dir).parent == tmp_path / "x"
+    monkeypatch.setattr(embeddings, "data_dir", lambda: tmp_path)
+    monkeypatch.delenv(embeddings.CACHE_ENV, raising=False)
+    assert embeddings.EmbeddingCache().dir == tmp_path / "embedding_cache" / embeddings.MODEL_NAME
+    monkeypatch.setenv(embeddings.CACHE_ENV, str(tmp_path / "env"))
+    assert embeddings.EmbeddingCache().dir == tmp_path / "env" / embeddings.MODEL_NAME
+    assert Path(embeddings.EmbeddingCache(tmp_path / "x").dir).parent == tmp_path / "x"

@@ -14,7 +14,6 @@ from typing import Any
 import polars as pl
 import pytest
 
-from canvas.spec import DatasetSpec
 from ingest.synthetic import SyntheticWorldConfig, generate_world
 from training import Curriculum, DatasetProfile, build_curriculum
 from training.dag import CurriculumError, load_dag, tiers, validate_dag
@@ -22,7 +21,9 @@ from training.llm import LLMError, LLMProvider
 from training.planner import CURRICULUM_SCHEMA, MAX_GROUP_FIELDS
 from training.profile import ProfileError
 from training.settings import CurriculumSettings, node_layout
-from warehouse.schema import Period, default_schema
+from warehouse.fields import Period
+from warehouse.schema import default_schema
+from warehouse.spec import DatasetSpec
 from warehouse.store import Warehouse
 
 KEY = "sk-SENTINEL-KEY-4242"

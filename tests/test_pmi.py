@@ -12,7 +12,9 @@ import pytest
 
 from ingest.base import RetryPolicy, SourceError
 from ingest.pmi import CONSENSUS_FIELD, MANUFACTURING, SERVICES, pmi_adapter, release_time
-from ingest.tabular import TabularError
+from ingest.registry import fetch
+from ingest.sources import SourceSettings
+from ingest.tables import TabularError
 from warehouse.schema import UnknownFieldError
 from warehouse.store import Warehouse
 
@@ -227,3 +229,8 @@ def test_url_bad_content_names_the_url(server):
         pmi_adapter(sub_indices={"services.prices": f"{base}/prices.csv?key=k"}, policy=FAST)
     message = str(info.value)
     assert f"{base}/prices.csv?…, row 2 (line 3), column 'Value': 'high' is not a number" in message
+
+
+def test_the_pmi_source_has_no_live_mode_and_says_what_to_do():
+    with pytest.raises(SourceError, match="no live mode; ISM data .* no public API"):
+        fetch("pmi", SourceSettings(mode="live"))

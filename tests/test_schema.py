@@ -9,9 +9,8 @@ from dataclasses import replace
 import polars as pl
 import pytest
 
+from warehouse.fields import Field, Period
 from warehouse.schema import (
-    Field,
-    Period,
     Schema,
     UnknownFieldError,
     default_schema,

@@ -41,7 +41,8 @@ from faults_support import (
 )
 
 from ingest.base import SourceError
-from ingest.sources import SourceSettings, tabular_tables
+from ingest.sources import SourceSettings
+from ingest.tabular import tabular_tables
 from warehouse.schema import UnknownFieldError
 from warehouse.store import Warehouse
 from warehouse.validation import IngestError
@@ -68,7 +69,8 @@ dg.RetryPolicy = lambda max_retries=1, **_: _RetryPolicy(max_retries=max_retries
 from dagster_defs.definitions import defs
 from dagster_defs.resources import LLMResource
 from ingest.base import RetryPolicy
-from ingest.sources import SourceSettings, fetch
+from ingest.registry import fetch
+from ingest.sources import SourceSettings
 
 instance = dg.DagsterInstance.get()
 every = [*defs.assets, *defs.asset_checks]
@@ -292,21 +294,21 @@ TRUSTED_SQL = {
     # $-parameter predicates and a constant source filter or ''; constant column lists;
     # the run's field paths as ENUM members, each a sql_literal()
     ("canvas/materialize.py", "_read"): {"where"},
-    ("canvas/materialize.py", "_read_runs"): {"rows", "query", "selected"},
-    ("canvas/materialize.py", "fetch"): {"rows", "query", "selected"},
+    ("canvas/materialize.py", "_fetch"): {"query"},  # `_read_runs.fetch`'s, of those pieces
     ("canvas/verify.py", "verify_windows"): {
         "' AND list_contains($sources, source)' if sources is not None else ''"
     },
+    ("dagster_defs/cli.py", "cmd_sql"): {"args.query"},  # the user's own SQL, read-only file
     ("dagster_defs/demo.py", "run_demo"): {"query"},  # the two constant demo queries
     ("training/profile.py", "from_source"): {"relation=relation", "where=''"},  # sql_literal()
     ("training/profile.py", "from_warehouse"): {"relation='observations'", "where=where"},
-    ("warehouse/cli.py", "cmd_sql"): {"args.query"},  # the user's own SQL, read-only file
     ("warehouse/lake.py", "_write_snapshot"): {"', '.join(OBSERVATIONS_SCHEMA.names)", "query"},
     ("warehouse/lake.py", "connect"): {"VIEWS_DDL", "_WAREHOUSE_COLUMNS", "source", "name", "path"},
+    ("warehouse/reader.py", "as_of"): {"' AND '.join(where)"},  # $-parameter predicates
+    ("warehouse/reader.py", "vintages"): {"' AND '.join(where)"},
+    ("warehouse/reader.py", "sql"): {"query"},  # the public `sql(query, params)` itself
+    ("warehouse/store.py", "_initialise"): {"VIEWS_DDL"},  # constant DDL of warehouse.reader
     ("warehouse/store.py", "_refresh_wide_view"): {"columns=columns"},  # quoted field paths
-    ("warehouse/store.py", "as_of"): {"' AND '.join(where)"},  # $-parameter predicates
-    ("warehouse/store.py", "vintages"): {"' AND '.join(where)"},
-    ("warehouse/store.py", "sql"): {"query"},  # the public `sql(query, params)` itself
 }
 
 
@@ -449,7 +451,7 @@ def test_hostile_names_elsewhere_are_stored_literally(wh, tmp_path):
     spec_frame = batch(
         [(UNRATE, dt.datetime(2020, m, 1), 3.5, dt.datetime(2020, m, 28)) for m in range(1, 13)]
     )
-    from canvas.spec import DatasetSpec
+    from warehouse.spec import DatasetSpec
 
     profile = DatasetProfile.from_source(DatasetSpec.from_fields(name, {"u": UNRATE}), spec_frame)
     assert profile.name == name
@@ -479,7 +481,7 @@ def test_tabular_spec_tables_stay_beside_the_spec(tmp_path, table_path):
     with pytest.raises(ValueError, match="tabular spec") as info:
         tabular_tables(_spec(tmp_path, table_path))
     assert "root:" not in str(info.value)
-    from ingest.sources import fetch
+    from ingest.registry import fetch
 
     with pytest.raises(ValueError, match="tabular spec"):
         fetch("tabular", _spec(tmp_path, table_path))
@@ -490,7 +492,7 @@ def test_tabular_spec_tables_in_its_folder_are_read(tmp_path):
     (tmp_path / "specs" / "data" / "t.csv").write_text("date,v\n2020-01-01,1.5\n")
     tables = tabular_tables(_spec(tmp_path, "data/t.csv"))
     assert Path(tables[0]["path"]) == tmp_path / "specs" / "data" / "t.csv"
-    from ingest.sources import fetch
+    from ingest.registry import fetch
 
     assert fetch("tabular", _spec(tmp_path, "data/./t.csv")).data["value"].to_list() == [1.5]
 
@@ -541,9 +543,9 @@ def test_a_failing_fetch_names_the_source_but_not_the_key(tmp_path, monkeypatch)
     """The same, in-process: every exception text and chain of a failing FRED fetch."""
     import traceback
 
-    import ingest.fred
+    import ingest.fred_client
     from ingest.base import RetryPolicy
-    from ingest.sources import fetch
+    from ingest.registry import fetch
 
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
@@ -551,7 +553,7 @@ def test_a_failing_fetch_names_the_source_but_not_the_key(tmp_path, monkeypatch)
     fast = RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.01, timeout=5)
     for mode in ("echo", "502"):
         with loopback(fred_responder(mode)) as fred:
-            monkeypatch.setattr(ingest.fred._FredClient, "root_url", f"{fred.url}/fred")
+            monkeypatch.setattr(ingest.fred_client.FredClient, "root_url", f"{fred.url}/fred")
             with pytest.raises(SourceError) as info:
                 settings = SourceSettings(mode="live", fred_api_key=key, policy=fast)
                 fetch("fred", settings).raise_if_nothing()

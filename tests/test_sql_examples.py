@@ -7,7 +7,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from ingest.sources import SourceSettings, fetch
+from ingest.registry import fetch
+from ingest.sources import SourceSettings
 from warehouse.store import Warehouse
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "sql.md"

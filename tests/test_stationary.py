@@ -25,7 +25,8 @@ from canvas.stationary import (
 )
 from training.intervals import fan, interval
 from warehouse.catalog import FIELDS
-from warehouse.schema import Field, Period, Transform, default_schema
+from warehouse.fields import Field, Period, Transform
+from warehouse.schema import default_schema
 from warehouse.store import Warehouse
 
 NOW = dt.datetime(2025, 6, 1)

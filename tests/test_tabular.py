@@ -8,7 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from ingest.tabular import TabularError, UnknownMappedFieldError, tabular_adapter
+from ingest.tables import TabularError
+from ingest.tabular import UnknownMappedFieldError, tabular_adapter
 from warehouse.schema import UnknownFieldError
 from warehouse.store import Warehouse
 from warehouse.validation import IngestError

@@ -10,6 +10,7 @@ import threading
 import polars as pl
 import pytest
 
+from warehouse import clock
 from warehouse.schema import UnknownFieldError
 from warehouse.store import (
     Warehouse,
@@ -145,6 +146,20 @@ def test_a_version_1_warehouse_is_upgraded_in_place_when_opened_for_writing(tmp_
     )
     assert report.rows_unchanged == 1
     assert Warehouse(path, read_only=True).count() == 2
+
+
+def test_freezing_the_one_clock_freezes_ingest_and_as_of(wh, monkeypatch):
+    frozen = dt.datetime(2020, 2, 20)
+    monkeypatch.setattr(clock, "utc_now", lambda: frozen)
+    with pytest.raises(IngestError, match="2020-03-13 00:00:00.000000 is in the future"):
+        wh.ingest(monthly_cpi(2), source="fred")  # `now` defaults to the clock
+    wh.ingest(monthly_cpi(1), source="fred")
+    assert wh.sql("SELECT started_at, finished_at FROM ingest_runs").row(0) == (frozen, frozen)
+    # a restatement is known from the clock's now, and as_of() reads the same clock
+    assert wh.ingest(monthly_cpi(1, offset=0.5), source="fred").rows_revised == 1
+    assert wh.as_of(fields=CPI)["value"].to_list() == [2.5]
+    monkeypatch.setattr(clock, "utc_now", lambda: frozen - dt.timedelta(days=1))
+    assert wh.as_of(fields=CPI)["value"].to_list() == [2.0]
 
 
 def test_exact_duplicate_rows_in_a_batch_are_dropped(wh):

@@ -3,48 +3,53 @@
 from training import FieldEncoder, FieldDecoder, MaskedCanvasTrainer, build_backbone
 from training import CurriculumTrainer, CurriculumConfig, PhaseConfig, DAGCurriculumTrainer
 from training import build_curriculum, DatasetProfile, estimate_compute, standard_dag
+
+The names load on first use (PEP 562), so reading settings (the `guwm` CLI, Dagster
+config) does not import torch.
 """
 
-from training.backbones import Backbone, build_backbone
-from training.compute import ComputeEstimate, estimate_compute
-from training.config import MaskingConfig, TrainConfig
-from training.curriculum import CurriculumConfig, CurriculumTrainer, PhaseConfig
-from training.dag import DAGNode, load_dag, standard_dag
-from training.dag_trainer import DAGCurriculumTrainer
-from training.diffusion import CosineNoiseSchedule, DiffusionWorldModelTrainer, frequency_scale
-from training.fields import FieldDecoder, FieldEncoder, FieldTransfer
-from training.inference import WorldModel
-from training.masked import MaskedCanvasTrainer
-from training.planner import Curriculum, build_curriculum
-from training.profile import DatasetProfile
-from training.semantic import semantic_embeddings
-from training.settings import CurriculumSettings
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "Backbone",
-    "ComputeEstimate",
-    "CosineNoiseSchedule",
-    "Curriculum",
-    "CurriculumConfig",
-    "CurriculumSettings",
-    "CurriculumTrainer",
-    "DAGCurriculumTrainer",
-    "DAGNode",
-    "DatasetProfile",
-    "DiffusionWorldModelTrainer",
-    "FieldDecoder",
-    "FieldEncoder",
-    "FieldTransfer",
-    "MaskedCanvasTrainer",
-    "MaskingConfig",
-    "PhaseConfig",
-    "TrainConfig",
-    "WorldModel",
-    "build_backbone",
-    "build_curriculum",
-    "estimate_compute",
-    "frequency_scale",
-    "load_dag",
-    "semantic_embeddings",
-    "standard_dag",
-]
+_WHERE = {
+    "Backbone": "training.backbones",
+    "build_backbone": "training.backbones",
+    "ComputeEstimate": "training.compute",
+    "estimate_compute": "training.compute",
+    "MaskingConfig": "training.config",
+    "TrainConfig": "training.config",
+    "CurriculumConfig": "training.curriculum",
+    "CurriculumTrainer": "training.curriculum",
+    "PhaseConfig": "training.curriculum",
+    "DAGNode": "training.dag",
+    "load_dag": "training.dag",
+    "standard_dag": "training.dag",
+    "DAGCurriculumTrainer": "training.dag_trainer",
+    "CosineNoiseSchedule": "training.diffusion",
+    "DiffusionWorldModelTrainer": "training.diffusion",
+    "frequency_scale": "training.diffusion",
+    "FieldDecoder": "training.fields",
+    "FieldEncoder": "training.fields",
+    "FieldTransfer": "training.fields",
+    "WorldModel": "training.inference",
+    "MaskedCanvasTrainer": "training.masked",
+    "Curriculum": "training.planner",
+    "build_curriculum": "training.planner",
+    "DatasetProfile": "training.profile",
+    "semantic_embeddings": "training.semantic",
+    "CurriculumSettings": "training.settings",
+    "ModelSettings": "training.settings",
+    "WorldModelSettings": "training.settings",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_WHERE[name]), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

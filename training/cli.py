@@ -13,31 +13,42 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
+from dataclasses import fields
+from typing import Any, get_args, get_type_hints
 
-from training.curriculum import CurriculumConfig
 from training.dag import DAGNode, load_dag, standard_dag, tiers, with_steps_per_tier
-from training.settings import CurriculumSettings
+from training.settings import CurriculumSettings, ModelSettings
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, settings: type[ModelSettings]) -> None:
+    """One flag per field of `settings` (`--d-model`, `--T`, ...) of the field's type; a
+    flag left out leaves the setting as it is (`settings_from_args`)."""
+    hints = get_type_hints(settings)
+    for f in fields(settings):
+        kind = next((t for t in get_args(hints[f.name]) if t is not type(None)), hints[f.name])
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            type=kind,
+            choices=f.metadata.get("choices"),
+            help=f"default: {f.default}",
+        )
+
+
+def settings_from_args(args: argparse.Namespace, base: ModelSettings) -> Any:
+    """`base` with the settings flags given on the command line applied."""
+    return base.override(**{name: getattr(args, name, None) for name in base.names()})
 
 
 def _nodes(args: argparse.Namespace) -> tuple[list[DAGNode], CurriculumSettings]:
     """The DAG named by --dag or --config (default: the standard DAG) and its settings."""
+    from training.curriculum import CurriculumConfig
+
     if args.config:
         config = CurriculumConfig.from_yaml(args.config)
         return config.to_dag(), config.settings
     nodes = load_dag(args.dag) if args.dag else standard_dag()
     return nodes, CurriculumSettings()
-
-
-def _settings(args: argparse.Namespace, base: CurriculumSettings) -> CurriculumSettings:
-    return base.override(
-        backbone=args.backbone,
-        batch_size=args.batch_size,
-        T=args.T,
-        d_model=args.d_model,
-        n_layers=args.n_layers,
-        device=getattr(args, "device", None),
-    )
 
 
 def _with_steps(nodes: list[DAGNode], per_tier: str | None) -> list[DAGNode]:
@@ -60,7 +71,7 @@ def cmd_estimate(args: argparse.Namespace) -> None:
     from training.compute import estimate_compute
 
     nodes, settings = _nodes(args)
-    settings = _settings(args, settings)
+    settings = settings_from_args(args, settings)
     estimate = estimate_compute(
         _with_steps(nodes, args.steps_per_tier), settings, utilisation=args.utilisation
     )
@@ -93,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from training.dag_trainer import DAGCurriculumTrainer, default_curriculum_dir
 
     nodes, settings = _nodes(args)
-    settings = _settings(args, settings)
+    settings = settings_from_args(args, settings)
     ranks = distributed.init_from_env(settings.device)
     level = logging.INFO if ranks.is_main else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(message)s")
@@ -128,18 +139,13 @@ def add_parser(sub: Any) -> None:
         source.add_argument("--dag", metavar="YAML", help="a DAG file (default: standard DAG)")
         source.add_argument("--config", metavar="YAML", help="a phased CurriculumConfig file")
         if name != "show":
-            p.add_argument("--backbone", choices=["scratch", "cogvideox"])
-            p.add_argument("--batch-size", type=int)
-            p.add_argument("--T", type=int, help="time steps per canvas")
-            p.add_argument("--d-model", type=int)
-            p.add_argument("--n-layers", type=int, help="scratch backbone depth")
+            add_settings_arguments(p, CurriculumSettings)
             p.add_argument("--steps-per-tier", metavar="N,N,…", help="override node steps")
         p.set_defaults(func=func)
     estimate = actions.choices["estimate"]
     estimate.add_argument("--utilisation", type=float, default=0.4, help="of the H100 peak")
     estimate.set_defaults(backbone="cogvideox", batch_size=8)
     run = actions.choices["run"]
-    run.add_argument("--device", help="cpu, cuda, cuda:1, …")
     run.add_argument("--out-dir", help="default: $GUWM_ARTIFACTS/curriculum")
     p = actions.add_parser("plan", help=cmd_plan.__doc__, description=cmd_plan.__doc__)
     p.add_argument("--goal", required=True)

@@ -22,6 +22,10 @@ interrupted mid-way resumes from its last checkpoint.
 
 A node whose fields have no data is reported as skipped, not trained on nothing; its
 children join the parents that did train (or start fresh, and say so).
+
+`train_warehouse_node` trains one node by itself (a Dagster asset per node): it reads
+only its own fields from the warehouse and its parents' `latest.json`, and splits the
+data where the whole curriculum does (`warehouse_split`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,19 +51,20 @@ from canvas.sources import Source, fingerprint, restrict_sources, sources_from_w
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig
 from training.dag import CurriculumError, DAGNode, tiers, validate_dag
-from training.diffusion import DiffusionWorldModelTrainer
 from training.distributed import barrier, is_main
-from training.fields import FieldDecoder, FieldEncoder
 from training.masked import MaskedCanvasTrainer
 from training.merge import ParentWeights, merge_parents
 from training.plots import plot_loss_curves
-from training.settings import CurriculumSettings, node_backbone, node_layout
+from training.runs import build_trainer
+from training.settings import CurriculumSettings, node_layout
+from warehouse.clock import as_timestamp
 from warehouse.paths import default_artifacts_dir, default_warehouse_path
 from warehouse.schema import Schema, default_schema
-from warehouse.store import Warehouse, as_timestamp
+from warehouse.store import Warehouse
 
 log = logging.getLogger("guwm.curriculum")
 SPLIT = (0.7, 0.85)  # default train / val ends as fractions of the data's date range
+LATEST = "latest.json"  # a node's latest result, beside its runs
 
 
 @dataclass
@@ -124,6 +129,27 @@ def curriculum_split(
     if dates.drop_nulls().is_empty():
         raise CurriculumError("the data sources hold no observation")
     return split_between(dates.min(), dates.max(), settings)
+
+
+def warehouse_split(
+    warehouse: Warehouse, sources: Sequence[str], settings: CurriculumSettings
+) -> tuple[dt.datetime, dt.datetime]:
+    """`curriculum_split` of the warehouse's `sources` (within the settings' start and
+    end), from their date range alone: a node that loads only its own fields splits
+    where the whole curriculum does."""
+    lo, hi = warehouse.sql(
+        "SELECT min(observed_at), max(observed_at) FROM observations "
+        "WHERE list_contains($s, source) AND observed_at >= coalesce($start, observed_at) "
+        "AND observed_at <= coalesce($end, observed_at)",
+        {
+            "s": list(sources),
+            "start": as_timestamp(settings.start) if settings.start else None,
+            "end": as_timestamp(settings.end) if settings.end else None,
+        },
+    ).row(0)
+    if lo is None:
+        raise CurriculumError("the warehouse holds no observation of the sources")
+    return split_between(lo, hi, settings)
 
 
 def split_between(
@@ -250,7 +276,7 @@ def train_node(
         result = NodeResult.load(done)
         if result.steps >= node.n_steps:
             result.status = "reused"
-            result.save(node_dir / "latest.json")
+            result.save(node_dir / LATEST)
             log.info("node %s: reusing finished run %s", node.name, run_dir)
             return result
 
@@ -295,15 +321,49 @@ def train_node(
         }
     )
     result.save(done)
-    result.save(node_dir / "latest.json")
+    result.save(node_dir / LATEST)
     barrier()  # under torchrun: every rank sees rank 0's results before any child reads them
     return result
+
+
+def latest_result(out_dir: str | Path, name: str) -> NodeResult:
+    """The latest result of node `name` under `out_dir`."""
+    return NodeResult.load(Path(out_dir) / name / LATEST)
+
+
+def train_warehouse_node(
+    node: DAGNode,
+    warehouse: Warehouse,
+    settings: CurriculumSettings,
+    out_dir: str | Path,
+    *,
+    sources: Sequence[str],
+    tier: int = 0,
+    runner: Callable[..., NodeResult] | None = None,
+) -> NodeResult:
+    """Train one node of a curriculum on the warehouse's `sources`, by itself: it loads
+    only its own fields, its parents' results from `out_dir` and the curriculum's split
+    (`warehouse_split`). `runner` trains it (default `train_node`; see
+    `training.node_worker.node_runner`)."""
+    pairs = sources_from_warehouse(
+        warehouse, list(node.fields), sources=sources, start=settings.start, end=settings.end
+    )
+    return (runner or train_node)(
+        node,
+        pairs,
+        [latest_result(out_dir, p) for p in node.parents],
+        settings,
+        out_dir,
+        tier=tier,
+        split=warehouse_split(warehouse, sources, settings),
+        schema=schema_for(pairs),
+    )
 
 
 def _skip(result: NodeResult, node_dir: Path, reason: str) -> NodeResult:
     result.reason, result.finished_at = reason, _now()
     log.warning("node %s skipped: %s", result.name, reason)
-    result.save(node_dir / "latest.json")
+    result.save(node_dir / LATEST)
     return result
 
 
@@ -323,8 +383,6 @@ def _trainer(
     transformer: torch.nn.Module | None,
     progress: bool,
 ) -> MaskedCanvasTrainer:
-    torch.manual_seed(settings.seed)
-    backbone = node_backbone(layout, settings, n_layers=node.n_layers, transformer=transformer)
     config = TrainConfig(
         lr=settings.lr,
         seed=settings.seed,
@@ -333,15 +391,13 @@ def _trainer(
         checkpoint_every=max(1, node.n_steps // 4),
         progress=progress,
     )
-    cls = DiffusionWorldModelTrainer if settings.objective == "diffusion" else MaskedCanvasTrainer
-    return cls(
+    return build_trainer(
         layout,
-        backbone,
-        FieldEncoder(layout),
-        FieldDecoder(layout),
-        config=config,
-        checkpoint_dir=checkpoint_dir,
-        device=settings.device,
+        settings,
+        config,
+        checkpoint_dir,
+        n_layers=node.n_layers,
+        transformer=transformer,
     )
 
 

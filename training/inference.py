@@ -20,6 +20,7 @@ import json
 import math
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -34,10 +35,10 @@ from training.checkpoint import load_checkpoint, load_trainable_state
 from training.fields import FieldDecoder, FieldEncoder
 from training.intervals import ERRORS, interval
 from training.predict import forward_canvas
-from training.serving import served
-from warehouse.paths import default_artifacts_dir
+from training.serving import served, world_model_root
+from warehouse.clock import as_timestamp
 from warehouse.schema import UnknownFieldError
-from warehouse.store import Warehouse, as_timestamp
+from warehouse.store import Warehouse
 
 
 class WorldModel(nn.Module):
@@ -72,7 +73,7 @@ class WorldModel(nn.Module):
         without a checkpoint, the served model (`training.serving`) under `served_root`
         (default: the world_model folder of the default artifacts directory)."""
         if checkpoint is None:
-            root = Path(served_root) if served_root else default_artifacts_dir() / "world_model"
+            root = Path(served_root) if served_root else world_model_root()
             record = served(root)
             if record is None:
                 raise FileNotFoundError(
@@ -86,6 +87,8 @@ class WorldModel(nn.Module):
         manifest = CanvasManifest.load(canvas_dir)
         bound = CanvasLayout.from_description(manifest.fields, manifest.layout)
         loaded = load_checkpoint(checkpoint, expect_layout=bound.layout_hash())
+        # the width is the run's, not the canvas's (it is not part of the layout hash)
+        bound = replace(bound, d_model=loaded.meta.get("layout", {}).get("d_model", bound.d_model))
         if loaded.meta.get("objective", "masked") != "masked":
             raise ValueError(
                 f"checkpoint {loaded.path} was trained with the {loaded.meta['objective']} "

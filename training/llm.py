@@ -24,16 +24,14 @@ import http.client
 import json
 import logging
 import os
-import random
 import re
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ingest.base import redact
+from ingest.base import RetryPolicy, call_with_retries, redact
 from training.dag import CurriculumError
 
 log = logging.getLogger("guwm.llm")
@@ -52,6 +50,15 @@ SNIPPET = 300
 
 class LLMError(RuntimeError):
     """The endpoint could not be reached or refused the request; never holds the API key."""
+
+
+class TransientError(LLMError):
+    """A failure worth retrying (HTTP 408, 409, 429, 5xx, a timeout, a lost connection);
+    `retry_after` is the server's Retry-After in seconds, if it sent one."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -228,29 +235,27 @@ class LLMProvider:
         """POST `body` as JSON, retrying transient failures; the decoded JSON answer."""
         data = json.dumps(body).encode()
         what = f"{self.kind} request to {self.url} ({self.model})"
-        for attempt in range(1, self.attempts + 1):
+
+        def attempt() -> dict[str, Any]:
             outcome = self._attempt(data)
             if not isinstance(outcome, _Failure):
                 return outcome
-            if not outcome.retry:
-                raise LLMError(self._redact(f"{what}: {outcome.problem}"))
-            if attempt == self.attempts:
-                raise LLMError(
-                    self._redact(f"{what}: gave up after {attempt} attempt(s): {outcome.problem}")
-                )
-            wait = outcome.retry_after
-            if wait is None:
-                wait = self.backoff * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
-            wait = min(self.max_backoff, wait)
-            log.warning(
-                "%s: attempt %d failed (%s); retrying in %.1fs",
-                what,
-                attempt,
-                outcome.problem,
-                wait,
-            )
-            time.sleep(wait)
-        raise AssertionError("unreachable")
+            if outcome.retry:
+                raise TransientError(outcome.problem, outcome.retry_after)
+            raise LLMError(self._redact(f"{what}: {outcome.problem}"))
+
+        return call_with_retries(
+            attempt,
+            policy=RetryPolicy(
+                attempts=self.attempts, base_delay=self.backoff, max_delay=self.max_backoff
+            ),
+            what=what,
+            retry_on=(TransientError,),
+            secrets=[self.api_key or ""],
+            give_up=lambda attempts, err: LLMError(
+                self._redact(f"{what}: gave up after {attempts} attempt(s): {err}")
+            ),
+        )
 
     def _attempt(self, data: bytes) -> dict[str, Any] | _Failure:
         """One request: the decoded answer, or what went wrong (redacted)."""

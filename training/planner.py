@@ -67,7 +67,8 @@ from training.dag import (
 from training.llm import LLMProvider
 from training.profile import DatasetProfile
 from training.settings import CurriculumSettings
-from warehouse.schema import Period, Schema, UnknownFieldError, default_schema
+from warehouse.fields import Period
+from warehouse.schema import Schema, UnknownFieldError, default_schema
 
 # The deterministic planner's knobs (see the module doc).
 DEFAULT_FIELD_ROWS = 120  # observations per field when a profile gives neither rows nor dates

@@ -45,7 +45,7 @@ def plot_curriculum_timeline(results: Sequence[Any], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from warehouse.store import as_timestamp
+    from warehouse.clock import as_timestamp
 
     ran = [r for r in results if r.started_at and r.finished_at and r.status == "trained"]
     fig, ax = plt.subplots(figsize=(8, 0.35 * max(4, len(results)) + 1))

@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import polars as pl
 
-from warehouse.schema import Period, Schema, UnknownFieldError, default_schema
-from warehouse.store import sql_literal
+from warehouse.fields import Period
+from warehouse.reader import sql_literal
+from warehouse.schema import Schema, UnknownFieldError, default_schema
 
 if TYPE_CHECKING:
-    from canvas.spec import DatasetSpec
+    from warehouse.spec import DatasetSpec
     from warehouse.store import Warehouse
 
 FREQUENCIES: tuple[str, ...] = tuple(p.value for p in Period)

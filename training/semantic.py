@@ -2,8 +2,8 @@
 
 Every field (latent regime fields included) is identified by the all-MiniLM-L6-v2
 embedding of its plain-English `semantic_type`. The embedding goes through the same
-on-disk cache as news texts (:func:`ingest.news.embed_texts`, keyed by the SHA-256 of the
-normalised text), so each sentence is run through the model once per cache directory.
+on-disk cache as news texts (:func:`ingest.embeddings.embed_texts`, keyed by the SHA-256
+of the normalised text), so each sentence is run through the model once per cache directory.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Iterable
 import numpy as np
 
 from canvas.layout import CanvasLayout
-from ingest.news import embed_texts
-from warehouse.schema import Field
+from ingest.embeddings import embed_texts
+from warehouse.fields import Field
 
 __all__ = ["semantic_embeddings"]
 

@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from canvas.materialize import MANIFEST
+from warehouse.paths import default_artifacts_dir
 
+WORLD_MODEL = "world_model"  # the world model's folder in the artifacts directory
 SERVED = "served.json"
 GATE_TASKS = ("forecast", "nowcast")
 GATE_BASELINES = ("persistence", "mean", "ar1")
@@ -95,6 +97,12 @@ def promote(
     staging.write_text(json.dumps(record, indent=1))
     staging.replace(root / SERVED)
     return root / SERVED
+
+
+def world_model_root(artifacts: str | Path | None = None) -> Path:
+    """Where the world model's runs and `served.json` live: its folder under `artifacts`
+    (default: the default artifacts directory)."""
+    return Path(artifacts or default_artifacts_dir()) / WORLD_MODEL
 
 
 def served(root: str | Path) -> dict[str, Any] | None:

@@ -1,59 +1,65 @@
-"""What every curriculum node shares: canvas grid, backbone, objective, optimiser, data split.
+"""The settings of a training run, declared once: the model and its optimiser
+(`ModelSettings`), what a curriculum adds (`CurriculumSettings`: its canvases' grid and
+data window) and what the single world model adds (`WorldModelSettings`: its length and
+early stopping). Dagster's resource and config classes and the CLI flags are built from
+these dataclasses, so a setting added here is settable everywhere.
 
 settings = CurriculumSettings(backbone="scratch", T=12, step="1mo", n_layers=2)
 layout = node_layout(node, settings)   # the node's canvas: its fields + regime latents
-backbone = node_backbone(layout, settings, n_layers=node.n_layers)
+
+`training.runs` builds a run's backbone and trainer from them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Self
 
 from canvas.layout import CanvasLayout, compile_layout
-from training.backbones import Backbone, build_backbone
+from training.config import FORECAST_MASKING, MaskingConfig
 from training.dag import CurriculumError, DAGNode
 from warehouse.schema import Schema, default_schema
 
-if TYPE_CHECKING:
-    from torch import nn
-
-OBJECTIVES = ("masked", "diffusion")
 DEFAULT_MODEL = "THUDM/CogVideoX-2b"
+BACKBONES = ("scratch", "cogvideox")
+ATTENTIONS = ("factorized", "full")
+OBJECTIVES = ("masked", "diffusion")
+# what the validation loss early stopping watches hides: every field's last step (the
+# gate's task), or what training hides
+STOP_ON = {"forecast": FORECAST_MASKING, "training_mix": MaskingConfig()}
+
+
+def _choice(default: str, choices: tuple[str, ...]) -> Any:
+    """A field whose value is one of `choices` (the CLI offers them)."""
+    return field(default=default, metadata={"choices": choices})
 
 
 @dataclass(frozen=True)
-class CurriculumSettings:
-    """Settings shared by every node of a curriculum (a node may override depth)."""
+class ModelSettings:
+    """The model and its optimiser: what every training run shares."""
 
-    backbone: str = "scratch"  # "scratch" or "cogvideox"
-    pretrained_model_id: str = DEFAULT_MODEL
+    backbone: str = _choice("scratch", BACKBONES)
+    pretrained_model_id: str = DEFAULT_MODEL  # cogvideox: a Hugging Face id or a directory
     adapter_rank: int = 8  # cogvideox graft
     n_layers: int = 2  # scratch
-    attention: str = "factorized"  # scratch: "full" or "factorized"
-    objective: str = "masked"  # or "diffusion"
-    T: int = 12
-    step: str = "1mo"
-    d_model: int = 64
+    attention: str = _choice("factorized", ATTENTIONS)  # scratch
+    objective: str = _choice("masked", OBJECTIVES)
+    d_model: int = 64  # width of a canvas position
     batch_size: int = 16
     lr: float = 1e-3
     seed: int = 0
     device: str = "cpu"
-    start: str | None = None  # data window; default: all the data
-    end: str | None = None
-    train_end: str | None = None  # default: 70% / 15% / 15% of the windows by date
-    val_end: str | None = None
 
     def __post_init__(self) -> None:
-        if self.backbone not in ("scratch", "cogvideox"):
-            raise CurriculumError(
-                f"backbone must be 'scratch' or 'cogvideox', got {self.backbone!r}"
-            )
-        if self.objective not in OBJECTIVES:
-            raise CurriculumError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        for key in ("n_layers", "T", "d_model", "batch_size", "adapter_rank"):
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise CurriculumError(
+                    f"{f.name} must be one of {choices}, got {getattr(self, f.name)!r}"
+                )
+        for key in ("n_layers", "d_model", "batch_size", "adapter_rank"):
             if getattr(self, key) < 1:
                 raise CurriculumError(f"{key} must be >= 1, got {getattr(self, key)}")
 
@@ -61,20 +67,49 @@ class CurriculumSettings:
         return asdict(self)
 
     @classmethod
-    def from_dict(
-        cls, raw: Mapping[str, Any] | None, where: str = "settings"
-    ) -> CurriculumSettings:
+    def names(cls) -> list[str]:
+        """Every setting's name, in declaration order."""
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None, where: str = "settings") -> Self:
         """Settings from a mapping; unknown keys are an error naming them."""
         raw = dict(raw or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
+        unknown = sorted(set(raw) - set(cls.names()))
         if unknown:
-            raise CurriculumError(f"{where}: unknown keys {unknown}; expected {sorted(known)}")
+            expected = sorted(cls.names())
+            raise CurriculumError(f"{where}: unknown keys {unknown}; expected {expected}")
         return cls(**raw)
 
-    def override(self, **changes: Any) -> CurriculumSettings:
+    def override(self, **changes: Any) -> Self:
         """A copy with the non-None `changes` applied."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class CurriculumSettings(ModelSettings):
+    """Settings shared by every node of a curriculum (a node may override depth)."""
+
+    T: int = 12  # time steps per canvas
+    step: str = "1mo"
+    start: str | None = None  # data window; default: all the data
+    end: str | None = None
+    train_end: str | None = None  # default: 70% / 85% of the data's date range
+    val_end: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.T < 1:
+            raise CurriculumError(f"T must be >= 1, got {self.T}")
+
+
+@dataclass(frozen=True)
+class WorldModelSettings(ModelSettings):
+    """The world model trained on the materialized canvas."""
+
+    n_steps: int = 900
+    patience: int = 5  # validation checks (every n_steps / 20) without improvement
+    stop_on: str = _choice("forecast", tuple(STOP_ON))
 
 
 def node_layout(
@@ -97,33 +132,3 @@ def node_layout(
         return layout
     width = math.ceil(math.sqrt(node.canvas_size))
     return replace(layout, W=width, H=math.ceil(node.canvas_size / width))
-
-
-def node_backbone(
-    layout: CanvasLayout,
-    settings: CurriculumSettings,
-    *,
-    n_layers: int | None = None,
-    transformer: nn.Module | None = None,
-) -> Backbone:
-    """The backbone a curriculum node trains on `layout`, as `settings` describe it.
-
-    `n_layers` overrides the scratch depth (a node's `n_layers`); `transformer` is the
-    CogVideoX transformer to graft onto (None: `settings.pretrained_model_id`, loaded
-    offline, on `settings.device`).
-    """
-    if settings.backbone == "cogvideox":
-        return build_backbone(
-            "cogvideox",
-            layout,
-            pretrained_model_id=settings.pretrained_model_id,
-            transformer=transformer,
-            adapter_rank=settings.adapter_rank,
-            device=settings.device,
-        )
-    return build_backbone(
-        "scratch",
-        layout,
-        n_layers=n_layers or settings.n_layers,
-        attention=settings.attention,
-    )

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from warehouse.schema import Field, Period, Transform
+from warehouse.fields import Field, Period, Transform
 
 _D, _W, _M, _Q, _A, _MY = (
     Period.DAILY,

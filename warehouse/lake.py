@@ -44,14 +44,14 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from warehouse.paths import staged_directory
-from warehouse.schema import Schema, default_schema
-from warehouse.store import (
+from warehouse.reader import (
     CONNECT_LOCK,
     VIEWS_DDL,
     WarehouseReader,
     observations_hash,
     sql_literal,
 )
+from warehouse.schema import Schema, default_schema
 
 FORMAT = "guwm-lake"
 FORMAT_VERSION = 1

@@ -22,28 +22,24 @@ differs.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
-import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import polars as pl
 
+from warehouse import clock
 from warehouse.paths import default_warehouse_path
+from warehouse.reader import CONNECT_LOCK, VIEWS_DDL, WarehouseReader, sql_literal
 from warehouse.schema import Schema, default_schema
-from warehouse.validation import in_key_order, validate_batch
+from warehouse.validation import validate_batch
 
 SCHEMA_VERSION = "2"  # 2: superseded_at, no primary-key index on observations
-# duckdb.connect/close share a per-process instance cache that is not safe to enter from
-# several threads at once (a connection can come up without its Python scan functions).
-CONNECT_LOCK = threading.Lock()
 
 _TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS observations (
@@ -79,26 +75,6 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
     rows_unchanged BIGINT    NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
-"""
-# Views over the tables: created in the warehouse file, and over a Parquet export (LakeReader).
-VIEWS_DDL = """
-CREATE OR REPLACE VIEW latest AS
-    SELECT field_path, observed_at, value, vector, source, known_at, ingested_at, run_id
-    FROM observations WHERE superseded_at IS NULL;
-CREATE OR REPLACE VIEW fields AS
-    SELECT c.*,
-           coalesce(s.n_observations, 0) AS n_observations,
-           s.first_observed, s.last_observed, s.last_known, s.sources
-    FROM field_catalog c
-    LEFT JOIN (
-        SELECT field_path,
-               count(*)                              AS n_observations,
-               min(observed_at)                      AS first_observed,
-               max(observed_at)                      AS last_observed,
-               max(known_at)                         AS last_known,
-               list(DISTINCT source ORDER BY source) AS sources
-        FROM observations GROUP BY field_path
-    ) s ON s.field_path = c.path;
 """
 # Version 1 files keyed observations by a primary key and had no superseded_at.
 _MIGRATE_FROM_1 = """
@@ -303,147 +279,6 @@ class IngestReport:
         return asdict(self)
 
 
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-
-
-def observations_hash(con: duckdb.DuckDBPyConnection) -> str:
-    """Order-independent hash of the `observations` a connection sees."""
-    ((n, h),) = con.execute(
-        "SELECT count(*), coalesce(bit_xor(hash(field_path, observed_at, value, vector, "
-        "source, known_at)), 0) FROM observations"
-    ).fetchall()
-    return hashlib.sha256(f"{n}:{h}".encode()).hexdigest()[:16]
-
-
-class WarehouseReader:
-    """The read API shared by the DuckDB `Warehouse` and `warehouse.lake.LakeReader`.
-
-    A subclass provides `connect()` (a DuckDB connection with an `observations` table or
-    view) and `schema`; everything here is SQL over that connection.
-    """
-
-    schema: Schema
-
-    def connect(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
-        """A DuckDB connection that sees `observations`."""
-        raise NotImplementedError
-
-    def sql(
-        self, query: str, params: dict[str, object] | Sequence[object] | None = None
-    ) -> pl.DataFrame:
-        """Run a SQL query (with $name or ? parameters) and return a Polars frame."""
-        with self.connect() as con:
-            rel = con.sql(query, params=params)
-            if rel is None:
-                return pl.DataFrame()
-            return pl.from_arrow(rel.to_arrow_table())
-
-    def as_of(
-        self,
-        t: dt.datetime | dt.date | str | None = None,
-        fields: Sequence[str] | str | None = None,
-        *,
-        start: dt.datetime | dt.date | str | None = None,
-        end: dt.datetime | dt.date | str | None = None,
-        sources: Sequence[str] | None = None,
-        wide: bool = False,
-        every: str = "1d",
-    ) -> pl.DataFrame:
-        """Observations as they were known at time `t` (default: now).
-
-        For every (field, observed_at, source) the latest vintage with known_at <= t.
-        `fields` takes exact paths, segment prefixes ("country_us.macro") or globs
-        ("financial.*.vix"). Long format by default; `wide=True` returns one column per
-        scalar field on a regular calendar (`every`: a Polars interval such as "1d",
-        "1w", "1mo", "1q") where each cell holds the last observation in that period
-        (if several sources report a field, the most recently known value wins).
-        """
-        params: dict[str, object] = {"t": as_timestamp(t) if t is not None else _utc_now()}
-        where = [
-            "known_at <= $t AND (superseded_at IS NULL OR superseded_at > $t)",
-            *self._filters(params, fields, start, end, sources),
-        ]
-        query = f"""
-            SELECT field_path, observed_at, source, value, vector, known_at
-            FROM observations WHERE {" AND ".join(where)}
-        """
-        # sorted here: Polars sorts the fetched rows faster than an ORDER BY in the query
-        long = in_key_order(self.sql(query, params), ["field_path", "observed_at", "source"])
-        if not wide:
-            return long
-        return _to_wide(long, every=every, start=start, end=end)
-
-    def vintages(
-        self,
-        fields: Sequence[str] | str | None = None,
-        *,
-        start: dt.datetime | dt.date | str | None = None,
-        end: dt.datetime | dt.date | str | None = None,
-        sources: Sequence[str] | None = None,
-    ) -> pl.DataFrame:
-        """Every stored vintage (the input of a point-in-time canvas), long format.
-
-        Columns field_path, observed_at, source, value, vector, known_at; filters as in
-        `as_of`. Unlike `as_of`, revised values keep all their vintages.
-        """
-        params: dict[str, object] = {}
-        where = self._filters(params, fields, start, end, sources) or ["true"]
-        return self.sql(
-            "SELECT field_path, observed_at, source, value, vector, known_at FROM observations "
-            f"WHERE {' AND '.join(where)} ORDER BY field_path, observed_at, known_at, source",
-            params,
-        )
-
-    def _filters(
-        self,
-        params: dict[str, object],
-        fields: Sequence[str] | str | None,
-        start: dt.datetime | dt.date | str | None,
-        end: dt.datetime | dt.date | str | None,
-        sources: Sequence[str] | None,
-    ) -> list[str]:
-        """SQL predicates (parameters added to `params`) for the common filters."""
-        where = []
-        if fields is not None:
-            patterns = [fields] if isinstance(fields, str) else list(fields)
-            where.append(self._field_filter(patterns, params))
-        if start is not None:
-            where.append("observed_at >= $start")
-            params["start"] = as_timestamp(start)
-        if end is not None:
-            where.append("observed_at <= $end")
-            params["end"] = as_timestamp(end)
-        if sources is not None:
-            where.append("list_contains($sources, source)")
-            params["sources"] = list(sources)
-        return where
-
-    def _field_filter(self, patterns: list[str], params: dict[str, object]) -> str:
-        """SQL predicate for exact paths, segment prefixes and globs; validates each."""
-        if not patterns:
-            return "false"
-        clauses = []
-        for i, pattern in enumerate(patterns):
-            self.schema.project(pattern)  # UnknownFieldError with suggestions
-            params[f"p{i}"] = pattern
-            if any(ch in pattern for ch in "*?["):
-                clauses.append(f"field_path GLOB $p{i}")
-            else:
-                clauses.append(f"(field_path = $p{i} OR starts_with(field_path, $p{i} || '.'))")
-        return "(" + " OR ".join(clauses) + ")"
-
-    def count(self) -> int:
-        """Number of stored observation vintages."""
-        with self.connect() as con:
-            return con.execute("SELECT count(*) FROM observations").fetchone()[0]
-
-    def content_hash(self) -> str:
-        """Order-independent hash of every stored observation (for change detection)."""
-        with self.connect() as con:
-            return observations_hash(con)
-
-
 class Warehouse(WarehouseReader):
     """The DuckDB field warehouse.
 
@@ -577,7 +412,7 @@ class Warehouse(WarehouseReader):
         if not source or not source.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"source name must be alphanumeric (with - or _), got {source!r}")
         started = time.perf_counter()
-        now = now or _utc_now()
+        now = now or clock.utc_now()
         batch = validate_batch(
             frame, source=source, schema=self.schema, now=now, allow_outliers=allow_outliers
         )
@@ -646,7 +481,7 @@ class Warehouse(WarehouseReader):
                 "$rows_in, $ins, $rev, $unch)",
                 {
                     **params,
-                    "finished": _utc_now(),
+                    "finished": clock.utc_now(),
                     "rows_in": report.rows_in,
                     "ins": report.rows_inserted,
                     "rev": report.rows_revised,
@@ -723,51 +558,3 @@ def _refresh_wide_view(con: duckdb.DuckDBPyConnection) -> None:
         # Field paths follow the schema grammar ([A-Za-z0-9_.]); quoting is belt and braces.
         columns = ", ".join(sql_literal(p) for p in paths)
         con.execute(_WIDE_VIEW.format(columns=columns))
-
-
-def sql_literal(text: str) -> str:
-    """A SQL string literal, quotes doubled: for the few places SQL takes no parameters
-    (DDL, a type's members)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def as_timestamp(value: dt.datetime | dt.date | str) -> dt.datetime:
-    """A naive-UTC datetime from a datetime (any zone), a date or an ISO string."""
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return value
-    if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day)
-    return as_timestamp(dt.datetime.fromisoformat(value))
-
-
-def _to_wide(
-    long: pl.DataFrame,
-    *,
-    every: str,
-    start: dt.datetime | dt.date | str | None,
-    end: dt.datetime | dt.date | str | None,
-) -> pl.DataFrame:
-    scalar = long.filter(pl.col("vector").is_null()).drop("vector")
-    if scalar.is_empty():
-        return pl.DataFrame({"date": []}, schema={"date": pl.Datetime("us")})
-    bucketed = (
-        scalar.with_columns(pl.col("observed_at").dt.truncate(every).alias("date"))
-        .group_by("date", "field_path")
-        .agg(pl.col("value").sort_by("observed_at", "known_at", "source").last())
-    )
-    lo = as_timestamp(start) if start is not None else bucketed["date"].min()
-    hi = as_timestamp(end) if end is not None else bucketed["date"].max()
-    calendar = pl.DataFrame(
-        {"date": pl.datetime_range(lo, hi, every, eager=True, time_unit="us").dt.truncate(every)}
-    ).unique(maintain_order=True)
-    columns = sorted(bucketed["field_path"].unique())
-    # scattered into a (dates x fields) grid: a pivot on this many columns is far slower
-    cells = bucketed.join(calendar.with_row_index("at"), on="date").select(
-        "at", pl.col("field_path").cast(pl.Enum(columns)).to_physical(), "value"
-    )
-    grid = np.full((len(calendar), len(columns)), np.nan)
-    grid[cells["at"].to_numpy(), cells["field_path"].to_numpy()] = cells["value"].to_numpy()
-    wide = pl.from_numpy(grid, schema=columns).fill_nan(None)
-    return pl.concat([calendar, wide], how="horizontal").sort("date")

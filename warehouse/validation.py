@@ -18,6 +18,14 @@ import polars as pl
 
 from warehouse.schema import Schema, UnknownFieldError
 
+# The long format every source delivers (the columns of a batch without `vector`).
+LONG_SCHEMA = {
+    "field_path": pl.Utf8,
+    "observed_at": pl.Datetime("us"),
+    "value": pl.Float64,
+    "known_at": pl.Datetime("us"),
+}
+VECTOR_DTYPE = pl.List(pl.Float32)  # a vector field's observations, in the `vector` column
 BATCH_COLUMNS = ("field_path", "observed_at", "value", "vector", "known_at")
 BATCH_COLUMNS_WITH_ROW = ("row", *BATCH_COLUMNS)
 MAX_ABS_VALUE = 1e15
@@ -92,11 +100,11 @@ def _to_timestamp(frame: pl.DataFrame, column: str, source: str) -> pl.Expr:
     dtype = frame.schema[column]
     col = pl.col(column)
     if dtype == pl.Date:
-        return col.cast(pl.Datetime("us"))
+        return col.cast(LONG_SCHEMA[column])
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is not None:
             col = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-        return col.cast(pl.Datetime("us"))
+        return col.cast(LONG_SCHEMA[column])
     if dtype == pl.Utf8:
         return iso_timestamps(col)
     raise IngestError(
@@ -123,17 +131,17 @@ def _canonical(frame: pl.DataFrame, source: str) -> pl.DataFrame:
             ),
         )
     exprs = [
-        pl.col("field_path").cast(pl.Utf8),
+        pl.col("field_path").cast(LONG_SCHEMA["field_path"]),
         _to_timestamp(frame, "observed_at", source).alias("observed_at"),
         (
-            pl.col("value").cast(pl.Float64, strict=False)
+            pl.col("value").cast(LONG_SCHEMA["value"], strict=False)
             if "value" in frame.columns
-            else pl.lit(None, pl.Float64)
+            else pl.lit(None, LONG_SCHEMA["value"])
         ).alias("value"),
         (
-            pl.col("vector").cast(pl.List(pl.Float32))
+            pl.col("vector").cast(VECTOR_DTYPE)
             if "vector" in frame.columns
-            else pl.lit(None, pl.List(pl.Float32))
+            else pl.lit(None, VECTOR_DTYPE)
         ).alias("vector"),
         _to_timestamp(frame, "known_at", source).alias("known_at"),
     ]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from canvas.layout import CanvasLayout
 from training.backbones.base import Backbone
 from training.backbones.scratch import ScratchBackbone
+from training.settings import BACKBONES
 
 if TYPE_CHECKING:
     from training.backbones.cogvideox import (
@@ -36,7 +37,6 @@ __all__ = [
     "random_transformer",
 ]
 
-BACKBONES = ("scratch", "cogvideox")
 _LAZY = (
     "CogVideoXGraft",
     "PretrainedWeightsNotFound",

@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from canvas.layout import CanvasLayout
 from training.backbones.base import Backbone
 from training.devices import check_device
+from training.settings import DEFAULT_MODEL
 
 __all__ = [
     "BottleneckAdapter",
@@ -52,7 +53,6 @@ __all__ = [
     "random_transformer",
 ]
 
-DEFAULT_MODEL = "THUDM/CogVideoX-2b"
 TRAIN_TIMESTEPS = 1000
 CONDITIONING_INIT_STD = 0.02
 

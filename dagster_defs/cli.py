@@ -1,6 +1,8 @@
 """The `guwm` command line: query the warehouse, list fields, run the demo, curricula.
 
-Errors print one line and exit non-zero; `--debug` shows the traceback.
+A thin layer over the libraries that composes their subcommands. Each subcommand
+imports what it needs when it runs, so `guwm sql` or `guwm fields` pays for neither
+torch nor Dagster. Errors print one line and exit non-zero; `--debug` shows the traceback.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
-
+from training.cli import add_parser as add_curriculum_parser
 from warehouse.catalog import HISTORY_START
 from warehouse.paths import WAREHOUSE_ENV
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def _warehouse(args: argparse.Namespace, *, read_only: bool, file_access: bool = True):
@@ -24,22 +29,9 @@ def _warehouse(args: argparse.Namespace, *, read_only: bool, file_access: bool =
     return Warehouse(args.warehouse, read_only=read_only, file_access=file_access)
 
 
-def print_table(frame: pl.DataFrame, *, max_rows: int = 50) -> None:
-    """Print a frame as a readable table, at most `max_rows` rows."""
-    with pl.Config(
-        tbl_rows=max_rows,
-        tbl_cols=-1,
-        fmt_str_lengths=80,
-        tbl_width_chars=200,
-        tbl_hide_dataframe_shape=True,
-        tbl_hide_column_data_types=True,
-    ):
-        print(frame)
-    if len(frame) > max_rows:
-        print(f"({len(frame)} rows, {max_rows} shown; use --format csv for all)")
-
-
 def _write(frame: pl.DataFrame, fmt: str, output: str | None, max_rows: int) -> None:
+    from dagster_defs.metadata import print_table
+
     if fmt == "table":
         print_table(frame, max_rows=max_rows)
         return
@@ -98,6 +90,8 @@ def cmd_fields(args: argparse.Namespace) -> None:
 
 def cmd_info(args: argparse.Namespace) -> None:
     """Warehouse size, row counts, sources and date ranges."""
+    from dagster_defs.metadata import print_table
+
     info = _warehouse(args, read_only=True).info()
     sources = info.pop("sources")
     if args.format == "json":
@@ -167,14 +161,17 @@ def cmd_nowcast(args: argparse.Namespace) -> None:
     """Nowcast fields for a date from what the warehouse had released by then, with the
     served world model (or --run/--canvas): each field in its own units with an 80%
     interval, beside its latest released value and when that was released."""
+    import polars as pl
+
     from training.inference import WorldModel
+    from training.serving import world_model_root
     from warehouse.paths import default_artifacts_dir
 
     wh = _warehouse(args, read_only=True)
     if args.run:
         model = WorldModel.load(args.run, canvas_dir=args.canvas or Path(args.run) / "canvas")
     else:
-        model = WorldModel.load(served_root=default_artifacts_dir(wh.path) / "world_model")
+        model = WorldModel.load(served_root=world_model_root(default_artifacts_dir(wh.path)))
     frame = model.predict_date(wh, args.date, fields=args.fields or None)
     released = (
         wh.as_of(args.date, frame["field_path"].to_list())
@@ -270,8 +267,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--max-rows", type=int, default=50, help="rows shown in table format")
     p.set_defaults(func=cmd_nowcast)
-
-    from training.cli import add_parser as add_curriculum_parser
 
     add_curriculum_parser(sub)
     return parser
