@@ -27,6 +27,10 @@ import polars as pl
 
 from warehouse.clock import as_timestamp
 
+# where training ends and validation ends when a split is not given, as fractions of
+# the windows (the materializer) or of the data's date range (the curricula)
+DEFAULT_SPLIT = (0.7, 0.85)
+
 
 def step_edges(
     start: dt.datetime | dt.date | str, end: dt.datetime | dt.date | str, step: str

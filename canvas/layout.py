@@ -27,6 +27,7 @@ from warehouse.fields import Field
 from warehouse.schema import Schema, default_schema
 
 STEPS = {"1d": 1.0, "1w": 7.0, "1mo": 30.44, "1q": 91.31}
+D_MODEL = 64  # the default width of a canvas position
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ def compile_layout(
     *patterns: str,
     schema: Schema | None = None,
     T: int = 12,
-    d_model: int = 64,
+    d_model: int = D_MODEL,
     step: str = "1mo",
     vector_slots: int = 4,
     include_latent: bool = True,

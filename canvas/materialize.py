@@ -45,7 +45,7 @@ import numpy as np
 import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
 
-from canvas.align import is_sorted, place, run_ends, settle, split_bounds, step_edges
+from canvas.align import DEFAULT_SPLIT, is_sorted, place, run_ends, settle, split_bounds, step_edges
 from canvas.layout import CanvasLayout
 from canvas.stationary import (
     differenced,
@@ -114,10 +114,9 @@ class CanvasManifest:
 
 
 def _default_split(edges: np.ndarray, T: int) -> tuple[dt.datetime, dt.datetime]:
-    """70% / 15% / 15% of the windows, cut at window cutoffs."""
+    """The windows split at `DEFAULT_SPLIT` of them, cut at window cutoffs."""
     cutoffs = edges[T:]
-    train_end = cutoffs[int((len(cutoffs) - 1) * 0.7)]
-    val_end = cutoffs[int((len(cutoffs) - 1) * 0.85)]
+    train_end, val_end = (cutoffs[int((len(cutoffs) - 1) * f)] for f in DEFAULT_SPLIT)
     return train_end.astype(dt.datetime), val_end.astype(dt.datetime)
 
 

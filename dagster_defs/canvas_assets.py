@@ -5,29 +5,29 @@ import dagster as dg
 from canvas.layout import compile_layout
 from canvas.materialize import materialize_canvas
 from canvas.plots import coverage_by_window, plot_coverage
+from canvas.settings import CanvasSettings
 from canvas.verify import verify_windows
 from dagster_defs.ingest_assets import OWNERS, ingest_assets
 from dagster_defs.metadata import image_markdown
-from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
+from dagster_defs.resources import (
+    ArtifactsResource,
+    SourcesResource,
+    WarehouseResource,
+    settings_model,
+    settings_of,
+)
 from ingest.registry import SOURCES
 from warehouse.lake import LakeReader
 
 
-class CanvasConfig(dg.Config):
-    """Which fields go on the canvas, and its time grid."""
+class CanvasConfig(settings_model(CanvasSettings, dg.Config)):
+    """The canvas settings (`canvas.settings.CanvasSettings`), and where to read from."""
 
-    fields: list[str] = []  # prefixes or globs; empty: every field the sources observe
-    T: int = 12
-    step: str = "1mo"
-    start: str | None = None  # default: the sources' start_date
-    end: str | None = None  # default: the last observation in the warehouse
-    train_end: str | None = None
-    val_end: str | None = None
     lake_url: str | None = None  # read the Parquet export here (any fsspec URL), not DuckDB
-    # windows per step, cut at evenly spaced moments inside it (2: mid-month and month
-    # end, chosen on validation: docs/world_model.md); evaluation uses the windows cut at
-    # each step's end, training all of them
-    cutoffs_per_step: int = 2
+
+    def settings(self) -> CanvasSettings:
+        """The library's settings of this configuration."""
+        return settings_of(self, CanvasSettings)
 
 
 @dg.asset(
@@ -46,34 +46,34 @@ def canvas_tensors(
     sources: SourcesResource,
     artifacts: ArtifactsResource,
 ) -> dg.MaterializeResult:
-    settings = sources.settings()
+    settings, canvas = sources.settings(), config.settings()
     source_names = [settings.warehouse_source(s) for s in SOURCES]
     wh = LakeReader(config.lake_url) if config.lake_url else warehouse.open()
-    end = config.end or str(
+    end = canvas.end or str(
         wh.sql(
             "SELECT max(observed_at) AS t FROM observations WHERE list_contains($s, source)",
             {"s": source_names},
         )["t"][0]
     )
-    fields = config.fields or sorted(
+    fields = canvas.fields or sorted(
         wh.sql(
             "SELECT DISTINCT field_path FROM observations WHERE list_contains($s, source)",
             {"s": source_names},
         )["field_path"]
     )
     # the model's width is the world model's setting: the canvas does not depend on it
-    layout = compile_layout(*fields, schema=wh.schema, T=config.T, step=config.step)
+    layout = compile_layout(*fields, schema=wh.schema, T=canvas.T, step=canvas.step)
     out = artifacts.path("canvas")
     manifest = materialize_canvas(
         wh,
         layout,
         out,
-        start=config.start or settings.start_date,
+        start=canvas.start or settings.start_date,
         end=end,
-        train_end=config.train_end,
-        val_end=config.val_end,
+        train_end=canvas.train_end,
+        val_end=canvas.val_end,
         sources=source_names,
-        cutoffs_per_step=config.cutoffs_per_step,
+        cutoffs_per_step=canvas.cutoffs_per_step,
     )
     coverage = coverage_by_window(out, manifest)
     layout_png = layout.render_png(artifacts.path("canvas_layout.png"))

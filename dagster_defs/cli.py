@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from training.cli import add_parser as add_curriculum_parser
-from warehouse.catalog import HISTORY_START
 from warehouse.paths import WAREHOUSE_ENV
 
 if TYPE_CHECKING:
@@ -125,15 +124,38 @@ def cmd_materialize(args: argparse.Namespace) -> None:
     the environment (GUWM_*), recorded in the Dagster instance that `guwm dev` shows."""
     import time
 
+    import dagster as dg
+
     from dagster_defs.demo import materialize_selection, print_summary
     from dagster_defs.resources import WarehouseResource
 
     started = time.perf_counter()
     resources = {"warehouse": WarehouseResource(path=args.warehouse)} if args.warehouse else {}
-    result = materialize_selection(args.selection, resources)
+    try:
+        result = materialize_selection(args.selection, resources, asset_config(args.set))
+    except dg.DagsterInvalidConfigError as err:  # say which setting, not only "config"
+        problems = "; ".join(e.message.splitlines()[0] for e in err.errors)
+        raise ValueError(f"--set: {problems}") from err
     print_summary(result, time.perf_counter() - started)
     if not result.success:
         raise RuntimeError(f"run {result.run_id} failed: `guwm dev` shows its events")
+
+
+def asset_config(settings: Sequence[str]) -> dict[str, dict[str, object]]:
+    """`ASSET.SETTING=VALUE` items as each asset's config; a value is read as YAML (128,
+    1e-4, [a, b], text)."""
+    import yaml
+
+    config: dict[str, dict[str, object]] = {}
+    for item in settings:
+        key, equals, value = item.partition("=")
+        asset, dot, name = key.partition(".")
+        if not (equals and dot and asset and name):
+            raise ValueError(
+                f"--set {item!r}: expected ASSET.SETTING=VALUE, e.g. world_model.d_model=128"
+            )
+        config.setdefault(asset, {})[name] = yaml.safe_load(value)
+    return config
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
@@ -238,9 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the main job: ingest, canvas, train, gate, evaluate (synthetic world)",
         description=cmd_demo.__doc__,
     )
-    p.add_argument("--start", default=HISTORY_START, help="first day of the synthetic world")
-    p.add_argument("--end", default="2024-12-31", help="last day of the synthetic world")
-    p.add_argument("--seed", type=int, default=0, help="the synthetic world's seed")
+    p.add_argument("--start", help="first day of the synthetic world (default: the sources')")
+    p.add_argument("--end", help="last day of the synthetic world (default: the world's own)")
+    p.add_argument("--seed", type=int, help="the synthetic world's seed (default: the sources')")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
@@ -249,6 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
         description=cmd_materialize.__doc__,
     )
     p.add_argument("selection", help="e.g. 'group:ingest', 'world_model+', 'fred_observations'")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="ASSET.SETTING=VALUE",
+        help="an asset's config setting, e.g. world_model.d_model=128 or canvas_tensors.T=24 "
+        "(repeatable; the settings each asset takes are its Dagster config's)",
+    )
     p.set_defaults(func=cmd_materialize)
 
     p = sub.add_parser(

@@ -41,7 +41,7 @@ def _sources_from_env() -> SourcesResource:
 def _curriculum_from_env() -> CurriculumResource:
     """Curriculum settings: a small CPU configuration on the synthetic world, the
     standard one otherwise (GUWM_CURRICULUM_BACKBONE, GUWM_DEVICE override)."""
-    backbone = os.environ.get("GUWM_CURRICULUM_BACKBONE", "scratch")
+    backbone = os.environ.get("GUWM_CURRICULUM_BACKBONE", CurriculumResource().backbone)
     device = os.environ.get("GUWM_DEVICE", "cpu")
     if os.environ.get("GUWM_SOURCE_MODE", "synthetic") == "synthetic":
         return CurriculumResource(

@@ -11,7 +11,6 @@ from dagster_defs.definitions import defs
 from dagster_defs.metadata import print_table
 from dagster_defs.resources import ArtifactsResource, SourcesResource, WarehouseResource
 from dagster_defs.training_assets import beats_baselines_on_validation
-from warehouse.catalog import HISTORY_START
 from warehouse.paths import default_artifacts_dir, default_dagster_home
 
 COVERAGE_SQL = """\
@@ -40,21 +39,24 @@ LIMIT 6"""
 def run_demo(
     warehouse_path: str | os.PathLike[str] | None = None,
     *,
-    start: str = HISTORY_START,
-    end: str = "2024-12-31",
-    seed: int = 0,
+    start: str | None = None,
+    end: str | None = None,
+    seed: int | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Materialize every asset and its checks on the synthetic world; print two queries."""
+    """Materialize every asset and its checks on the synthetic world (its window and seed:
+    the source settings' defaults unless given); print two queries."""
     warehouse = WarehouseResource(
         path=str(warehouse_path) if warehouse_path else os.environ.get("GUWM_WAREHOUSE")
     )
-    sources = SourcesResource(mode="synthetic", start_date=start, end_date=end, seed=seed)
+    given = {"start_date": start, "end_date": end, "seed": seed}
+    sources = SourcesResource(mode="synthetic", **{k: v for k, v in given.items() if v is not None})
+    world = sources.settings().synthetic_config
     path = warehouse.open().path
     artifacts = ArtifactsResource(root=str(default_artifacts_dir(path)))
     home = default_dagster_home(path)
     print(
         f"materializing {len(defs.resolve_asset_graph().asset_nodes)} assets (synthetic world "
-        f"{start} .. {end}, seed {seed}) into {path}\n"
+        f"{world.start} .. {world.end}, seed {world.seed}) into {path}\n"
         f"recording the run in the Dagster instance at {home} (guwm dev, make dev open it)"
     )
     started = time.perf_counter()
@@ -97,11 +99,14 @@ def run_demo(
 
 
 def materialize_selection(
-    selection: str | None, resources: dict[str, object] | None = None
+    selection: str | None,
+    resources: dict[str, object] | None = None,
+    config: dict[str, dict[str, object]] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialize `selection` (Dagster's selection syntax, e.g. "group:ingest" or
     "world_model+"; None: every asset) and its checks, recorded in the Dagster instance
-    that `guwm dev` opens. `resources` replace the definitions' (which read GUWM_*).
+    that `guwm dev` opens. `resources` replace the definitions' (which read GUWM_*);
+    `config` maps an asset to its config (e.g. {"world_model": {"d_model": 128}}).
     A failed run is returned, not raised."""
     if selection is not None:
         _check_selection(selection)
@@ -113,7 +118,10 @@ def materialize_selection(
             selection=selection,
             resources=resources,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config={
+                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+                "ops": {asset: {"config": values} for asset, values in (config or {}).items()},
+            },
             instance=instance,
         )
 

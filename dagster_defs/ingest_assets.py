@@ -18,6 +18,7 @@ from dagster_defs.resources import SourcesResource, WarehouseResource
 from ingest.base import SourceError
 from ingest.protocol import Source
 from ingest.registry import REGISTRY
+from warehouse import clock
 from warehouse.lake import LakeReader
 from warehouse.store import WarehouseLockedError
 
@@ -244,8 +245,7 @@ def build_ingest_checks(source: Source) -> list[dg.AssetChecksDefinition]:
             "SELECT max(ingested_at) AS t FROM observations WHERE source = $s",
             {"s": sources.settings().warehouse_source(source.name)},
         )["t"][0]
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        age = (now - last) if last is not None else None
+        age = (clock.utc_now() - last) if last is not None else None
         return dg.AssetCheckResult(
             passed=age is not None and age <= source.max_age,
             severity=dg.AssetCheckSeverity.WARN,

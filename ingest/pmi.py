@@ -60,6 +60,7 @@ from ingest.base import (
 from ingest.protocol import MACRO_REFRESH, Source, from_synthetic_world, synthetic_fields
 from ingest.sources import SourceSettings
 from ingest.tables import Table, TabularError, read_table, to_long
+from warehouse import clock
 from warehouse.schema import UnknownFieldError, default_schema
 from warehouse.spec import DatasetSpec
 from warehouse.validation import LONG_SCHEMA
@@ -428,7 +429,7 @@ def _read(
     if consensus is not None:
         prints, forecasts = _consensus(consensus, policy)
         headline = frames.get(f"{MANUFACTURING}.pmi", empty_long_frame())
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+        now = clock.utc_now()
         parts += [_with_vintages(headline, prints, now).select(list(LONG_SCHEMA)), forecasts]
     elif f"{MANUFACTURING}.pmi" in frames:
         parts.append(frames[f"{MANUFACTURING}.pmi"])

@@ -56,6 +56,7 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
+from warehouse import clock
 from warehouse.catalog import LARGE_CAP_TICKERS
 from warehouse.schema import firm_entity
 from warehouse.validation import LONG_SCHEMA
@@ -450,8 +451,7 @@ def _rng(seed: int, *names: str) -> np.random.Generator:
 def _known_cutoff(end: dt.date) -> dt.datetime:
     """Nothing is known after end + 92 days, nor after now (the warehouse rejects the future)."""
     after_end = dt.datetime.combine(end, dt.time()) + dt.timedelta(days=_KNOWN_AFTER_END_DAYS)
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    return min(after_end, now)
+    return min(after_end, clock.utc_now())
 
 
 class _Calendar:

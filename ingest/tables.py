@@ -47,6 +47,7 @@ from pathlib import Path
 
 import polars as pl
 
+from warehouse import clock
 from warehouse.validation import LONG_SCHEMA, iso_timestamps
 
 __all__ = [
@@ -579,8 +580,7 @@ def observation_bounds() -> dict[str, dt.datetime]:
     (nothing before 1800; nothing later than a day from now, naive UTC)."""
     from warehouse.validation import EARLIEST_OBSERVATION, FUTURE_TOLERANCE
 
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    return {"earliest": EARLIEST_OBSERVATION, "latest": now + FUTURE_TOLERANCE}
+    return {"earliest": EARLIEST_OBSERVATION, "latest": clock.utc_now() + FUTURE_TOLERANCE}
 
 
 def parse_columns(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -154,6 +155,15 @@ def test_materialize_runs_a_selection_into_the_instance_beside_the_warehouse(tmp
     typo = run("pmi_observatons")
     assert typo.returncode == 1 and len(typo.stderr.strip().splitlines()) == 1
     assert "no asset matches 'pmi_observatons'; did you mean: pmi_observations" in typo.stderr
+    # an asset's settings from the command line reach its config
+    canvas = run("canvas_tensors", "--set", "canvas_tensors.T=4", "--set", "canvas_tensors.step=1w")
+    assert canvas.returncode == 0, canvas.stderr
+    manifest = json.loads((tmp_path / "artifacts" / "canvas" / "manifest.json").read_text())
+    assert (manifest["T"], manifest["step"]) == (4, "1w")
+    unknown = run("canvas_tensors", "--set", "canvas_tensors.width=4")
+    assert unknown.returncode == 1 and "width" in unknown.stderr
+    malformed = run("canvas_tensors", "--set", "T=4")
+    assert malformed.returncode == 1 and "expected ASSET.SETTING=VALUE" in malformed.stderr
 
 
 def test_sql_imports_neither_torch_nor_dagster(warehouse):
@@ -201,3 +211,15 @@ def test_the_library_dagster_and_the_cli_take_the_same_settings():
     )
     resource = CurriculumResource(adapter_rank=4, train_end="2015-01-01")
     assert resource.settings() == CurriculumSettings(adapter_rank=4, train_end="2015-01-01")
+
+
+def test_the_canvas_config_takes_every_canvas_setting():
+    from canvas.settings import CanvasSettings
+    from dagster_defs.canvas_assets import CanvasConfig
+
+    names = {f.name for f in dataclasses.fields(CanvasSettings)}
+    assert set(CanvasConfig.model_fields) - names == {"lake_url"}  # where to read, not what
+    assert names <= set(CanvasConfig.model_fields)
+    assert CanvasConfig().settings() == CanvasSettings()
+    config = CanvasConfig(T=4, fields=["financial"], train_end="2015-01-01", lake_url="x")
+    assert config.settings() == CanvasSettings(T=4, fields=("financial",), train_end="2015-01-01")

@@ -45,6 +45,7 @@ import polars as pl
 import torch
 from torch.utils.data import DataLoader
 
+from canvas.align import DEFAULT_SPLIT
 from canvas.dataset import HeterogeneousDataset, collate_batch
 from canvas.layout import CanvasLayout
 from canvas.sources import Source, fingerprint, restrict_sources, sources_from_warehouse
@@ -63,7 +64,6 @@ from warehouse.schema import Schema, default_schema
 from warehouse.store import Warehouse
 
 log = logging.getLogger("guwm.curriculum")
-SPLIT = (0.7, 0.85)  # default train / val ends as fractions of the data's date range
 LATEST = "latest.json"  # a node's latest result, beside its runs
 
 
@@ -155,11 +155,10 @@ def warehouse_split(
 def split_between(
     lo: dt.datetime, hi: dt.datetime, settings: CurriculumSettings
 ) -> tuple[dt.datetime, dt.datetime]:
-    """The settings' train / val ends, else 70% / 85% of the way from `lo` to `hi`."""
-    train_end = (
-        as_timestamp(settings.train_end) if settings.train_end else lo + (hi - lo) * SPLIT[0]
-    )
-    val_end = as_timestamp(settings.val_end) if settings.val_end else lo + (hi - lo) * SPLIT[1]
+    """The settings' train / val ends, else `DEFAULT_SPLIT` of the way from `lo` to `hi`."""
+    defaults = (lo + (hi - lo) * fraction for fraction in DEFAULT_SPLIT)
+    given = (settings.train_end, settings.val_end)
+    train_end, val_end = (as_timestamp(g) if g else d for g, d in zip(given, defaults, strict=True))
     return train_end, val_end
 
 

@@ -36,6 +36,7 @@ from training.fields import FieldDecoder, FieldEncoder
 from training.intervals import ERRORS, interval
 from training.predict import forward_canvas
 from training.serving import served, world_model_root
+from training.settings import ModelSettings
 from warehouse.clock import as_timestamp
 from warehouse.schema import UnknownFieldError
 from warehouse.store import Warehouse
@@ -49,7 +50,7 @@ class WorldModel(nn.Module):
         bound: CanvasLayout,
         manifest: CanvasManifest,
         *,
-        backbone: str = "scratch",
+        backbone: str = ModelSettings.backbone,
         backbone_kwargs: Mapping | None = None,
     ) -> None:
         super().__init__()

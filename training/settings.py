@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Self
 
-from canvas.layout import CanvasLayout, compile_layout
-from training.config import FORECAST_MASKING, MaskingConfig
+from canvas.layout import D_MODEL, CanvasLayout, compile_layout
+from training.config import FORECAST_MASKING, MaskingConfig, TrainConfig
 from training.dag import CurriculumError, DAGNode
 from warehouse.schema import Schema, default_schema
 
@@ -46,9 +46,9 @@ class ModelSettings:
     n_layers: int = 2  # scratch
     attention: str = _choice("factorized", ATTENTIONS)  # scratch
     objective: str = _choice("masked", OBJECTIVES)
-    d_model: int = 64  # width of a canvas position
+    d_model: int = D_MODEL  # width of a canvas position
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = TrainConfig.lr
     seed: int = 0
     device: str = "cpu"
 
