@@ -8,6 +8,7 @@ torch nor Dagster. Errors print one line and exit non-zero; `--debug` shows the 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import io
 import json
 import sys
@@ -121,18 +122,35 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_materialize(args: argparse.Namespace) -> None:
     """Materialize assets and their checks, e.g. 'group:ingest', 'world_model+' or
     'fred_observations' (Dagster's selection syntax), with the sources and warehouse of
-    the environment (GUWM_*), recorded in the Dagster instance that `guwm dev` shows."""
+    the environment (GUWM_*), recorded in the Dagster instance that `guwm dev` shows.
+    `--set` sets an asset's config or a resource's (`sources.seed=3`) for this run."""
     import time
 
     import dagster as dg
+    import pydantic
 
+    from dagster_defs.definitions import defs
     from dagster_defs.demo import materialize_selection, print_summary
     from dagster_defs.resources import WarehouseResource
 
     started = time.perf_counter()
     resources = {"warehouse": WarehouseResource(path=args.warehouse)} if args.warehouse else {}
+    config = asset_config(args.set)
+    for name in [n for n in config if n in defs.resources]:
+        resource, values = resources.get(name, defs.resources[name]), config.pop(name)
+        unknown = sorted(set(values) - set(type(resource).model_fields))
+        if unknown:
+            expected = ", ".join(sorted(type(resource).model_fields))
+            raise ValueError(f"--set {name}: unknown {unknown}; expected one of {expected}")
+        # the resource as configured (secrets stay EnvVars, read at run time) with `values`
+        configured = resource._get_non_default_public_field_values()
+        try:
+            resources[name] = type(resource)(**{**configured, **values})
+        except pydantic.ValidationError as err:
+            problem = err.errors()[0]
+            raise ValueError(f"--set {name}.{problem['loc'][0]}: {problem['msg']}") from None
     try:
-        result = materialize_selection(args.selection, resources, asset_config(args.set))
+        result = materialize_selection(args.selection, resources, config)
     except dg.DagsterInvalidConfigError as err:  # say which setting, not only "config"
         problems = "; ".join(e.message.splitlines()[0] for e in err.errors)
         raise ValueError(f"--set: {problems}") from err
@@ -143,7 +161,7 @@ def cmd_materialize(args: argparse.Namespace) -> None:
 
 def asset_config(settings: Sequence[str]) -> dict[str, dict[str, object]]:
     """`ASSET.SETTING=VALUE` items as each asset's config; a value is read as YAML (128,
-    1e-4, [a, b], text)."""
+    1e-4, [a, b], text; a date stays text)."""
     import yaml
 
     config: dict[str, dict[str, object]] = {}
@@ -154,7 +172,9 @@ def asset_config(settings: Sequence[str]) -> dict[str, dict[str, object]]:
             raise ValueError(
                 f"--set {item!r}: expected ASSET.SETTING=VALUE, e.g. world_model.d_model=128"
             )
-        config.setdefault(asset, {})[name] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        # a date stays text, as the settings hold dates
+        config.setdefault(asset, {})[name] = value if isinstance(parsed, dt.date) else parsed
     return config
 
 
@@ -276,8 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="ASSET.SETTING=VALUE",
-        help="an asset's config setting, e.g. world_model.d_model=128 or canvas_tensors.T=24 "
-        "(repeatable; the settings each asset takes are its Dagster config's)",
+        help="an asset's or a resource's setting, e.g. world_model.d_model=128, "
+        "canvas_tensors.T=24 or sources.seed=3 (repeatable; the names are those of the "
+        "Dagster config, which are the library settings')",
     )
     p.set_defaults(func=cmd_materialize)
 

@@ -166,6 +166,31 @@ def test_materialize_runs_a_selection_into_the_instance_beside_the_warehouse(tmp
     assert malformed.returncode == 1 and "expected ASSET.SETTING=VALUE" in malformed.stderr
 
 
+def test_materialize_sets_a_resources_settings_for_the_run(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env["GUWM_WAREHOUSE"] = str(tmp_path / "wh.duckdb")
+    env["GUWM_ARTIFACTS"] = str(tmp_path / "artifacts")
+
+    def run(*settings: str) -> subprocess.CompletedProcess:
+        command = [str(GUWM), "materialize", "pmi_observations"]
+        command += [arg for s in settings for arg in ("--set", s)]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+    done = run("sources.start_date=2020-01-01")
+    assert done.returncode == 0, done.stderr
+    first = Warehouse(tmp_path / "wh.duckdb", read_only=True).sql(
+        "SELECT min(observed_at) AS t FROM observations"
+    )["t"][0]
+    assert first >= dt.datetime(2020, 1, 1)  # the default window starts in 1959
+    unknown = run("sources.nope=1")
+    assert unknown.returncode == 1
+    assert "unknown ['nope']; expected one of end_date, fred_api_key, mode" in unknown.stderr
+    wrong = run("sources.seed=many")
+    assert wrong.returncode == 1 and "--set sources.seed: Input should be a valid integer" in (
+        wrong.stderr
+    )
+
+
 def test_sql_imports_neither_torch_nor_dagster(warehouse):
     code = (
         "import sys; from dagster_defs.cli import main; "
