@@ -5,8 +5,9 @@
     training/                  imports canvas, ingest, warehouse
     dagster_defs/              on top: imported by none of the others
 
-Every import counts: at module level or inside a function, absolute or relative, and
-`importlib.import_module("...")` with a literal name.
+Every import counts: at module level or inside a function, absolute or relative,
+`importlib.import_module("...")` with a literal name, and the modules named in a
+package's table of names it loads on first use (`canvas._LAZY`, `training._WHERE`).
 """
 
 from __future__ import annotations
@@ -88,6 +89,15 @@ def _imported_names(module: str, path: Path) -> list[tuple[str, int, str]]:
             and isinstance(node.args[0].value, str)
         ):
             found.append((node.args[0].value, node.lineno, ast.unparse(node)))
+    if is_package:  # a table of names loaded on first use: {name: "package.module"}
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
+                values = node.value.values
+                if values and all(
+                    isinstance(v, ast.Constant) and isinstance(v.value, str) for v in values
+                ):
+                    text = ast.unparse(node.targets[0])
+                    found += [(v.value, v.lineno, f"{text}: {v.value!r}") for v in values]
     return found
 
 
@@ -199,7 +209,7 @@ def test_the_checks_catch_a_bad_import_and_a_cycle(tmp_path: Path) -> None:
         "warehouse/lake.py": "from warehouse.store import export\n",
         "ingest/__init__.py": "",
         "ingest/fred.py": "import importlib\nimportlib.import_module('canvas.spec')\n",
-        "canvas/__init__.py": "",
+        "canvas/__init__.py": "_LAZY = {\n    'Source': 'ingest.fred',\n}\n",
         "canvas/spec.py": "from warehouse import store\n",
         "training/__init__.py": "",
         "training/cli.py": "def main():\n    from dagster_defs import defs\n",
@@ -210,9 +220,10 @@ def test_the_checks_catch_a_bad_import_and_a_cycle(tmp_path: Path) -> None:
         (tmp_path / name).write_text(text)
     imports = collect_imports(tmp_path)
     problems = layer_violations(imports)
-    assert len(problems) == 2
+    assert len(problems) == 3
     assert problems[0].startswith("ingest.fred (line 2: importlib.import_module('canvas.spec'))")
-    assert problems[1].startswith("training.cli (line 2: from dagster_defs import defs)")
+    assert problems[1].startswith("canvas (line 2: _LAZY: 'ingest.fred')")
+    assert problems[2].startswith("training.cli (line 2: from dagster_defs import defs)")
     cycles = import_cycles(imports)
     assert len(cycles) == 2
     assert cycles[0].startswith("import cycle dagster_defs -> training.cli -> dagster_defs:")
