@@ -58,7 +58,12 @@ def _plain_type(hint: Any) -> Any:
 
 
 def from_plain(settings: type, values: Mapping[str, Any]) -> Any:
-    """The dataclass `settings` from plain config values (the types of `config_fields`)."""
+    """The dataclass `settings` from plain config values (the types of `config_fields`);
+    a name it does not have is a ValueError naming the ones it has."""
+    names = [f.name for f in dataclasses.fields(settings)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ValueError(f"{settings.__name__}: unknown {unknown}; expected one of {names}")
     hints = typing.get_type_hints(settings)
     return settings(
         **{
